@@ -1,0 +1,81 @@
+"""The ``embedkit`` command: a click group whose subcommands are imported only when run.
+
+``embedkit --help`` and usage errors must stay fast and must not import numba or numpy, so the
+group lists commands from the table below and imports a command's module only to run it.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+# name -> (module, attribute, one-line help shown by `embedkit --help`)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "demo": ("embedkit.cli.demo", "demo", "Learn BPE, train vectors and show neighbours on a built-in corpus."),
+    "bpe": ("embedkit.cli.bpe", "bpe", "Learn, apply and undo BPE vocabularies (HF / subword-nmt files)."),
+    "train": ("embedkit.cli.train", "train", "Train word vectors: CBOW or skip-gram, with char or BPE subwords."),
+    "nn": ("embedkit.cli.query", "nn", "Nearest neighbours of words (cosine)."),
+    "analogy": ("embedkit.cli.query", "analogy", "Solve 'A is to B as C is to ?' (3CosAdd)."),
+    "vectors": ("embedkit.cli.query", "vectors", "Print the vectors of words, out-of-vocabulary ones too."),
+    "eval": ("embedkit.cli.query", "eval_", "Evaluate vectors on similarity and analogy sets."),
+    "convert": ("embedkit.cli.query", "convert", "Convert vectors between .vec, word2vec .bin and native."),
+    "encoder": ("embedkit.cli.encoder", "encoder", "Train and query a small transformer encoder."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, help_) for name, (_, _, help_) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="embedkit")
+def cli():
+    """Word embeddings and tokenization from the shell.
+
+    Bad input gives a one-line error and exit code 2; results go to stdout, progress to stderr.
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: turns library errors into one line and exit code 2, Ctrl-C into 130."""
+    from embedkit.errors import EmbedkitError
+
+    try:
+        rv = cli.main(args=argv, prog_name="embedkit", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("embedkit: interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("\nembedkit: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except EmbedkitError as e:
+        click.echo(f"embedkit: error: {e}", err=True)
+        sys.exit(2)
+    except BrokenPipeError:
+        # The reader went away (`embedkit nn ... | head`): not an error of ours.
+        sys.stderr.close()
+        sys.exit(0)
+    except MemoryError:
+        click.echo("embedkit: error: out of memory", err=True)
+        sys.exit(2)
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        click.echo(f"embedkit: error: {where}{e.strerror or e}", err=True)
+        sys.exit(2)
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,0 +1,129 @@
+"""embedkit's native container: one file, a JSON header and raw little-endian arrays.
+
+Why not ``.npz`` or pickle: arrays must be memory-mapped (a 100k x 300 model opens in
+milliseconds and pages in only what a query touches) and loading must never execute code.
+
+Layout::
+
+    8 bytes   magic b"EMBEDKIT"
+    uint32    format version (1)
+    uint32    0 (reserved)
+    uint64    header length H
+    H bytes   UTF-8 JSON: {"kind": str, "meta": {...},
+                           "arrays": {name: {"dtype": "<f4", "shape": [...], "offset": int}}}
+    ...       each array's raw C-order bytes at its offset (64-byte aligned, from file start)
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+from .io import atomic_write
+
+MAGIC = b"EMBEDKIT"
+VERSION = 1
+_PREFIX = struct.Struct("<8sIIQ")
+_ALIGN = 64
+_DTYPES = {"<f4", "<f8", "<i4", "<i8", "<u4", "<u8", "|u1", "|i1", "<f2"}
+
+
+def _align(n: int) -> int:
+    return (n + _ALIGN - 1) // _ALIGN * _ALIGN
+
+
+def is_store(path: str | os.PathLike) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == MAGIC
+    except OSError:
+        return False
+
+
+def write_store(path: str | os.PathLike, kind: str, meta: dict[str, Any],
+                arrays: dict[str, np.ndarray]) -> None:
+    """Write atomically; arrays are stored little-endian, C-contiguous."""
+    prepared = {}
+    for name, a in arrays.items():
+        a = np.asarray(a)
+        a = np.ascontiguousarray(a.astype(a.dtype.newbyteorder("<"), copy=False))
+        if a.dtype.str not in _DTYPES:
+            raise TypeError(f"array {name!r}: dtype {a.dtype} not storable")
+        prepared[name] = a
+    # Offsets depend on the header length, which depends on the offsets: two passes settle it.
+    head_len = 0
+    for _ in range(3):
+        offset = _align(_PREFIX.size + head_len)
+        table = {}
+        for name, a in prepared.items():
+            table[name] = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": offset}
+            offset = _align(offset + a.nbytes)
+        header = json.dumps({"kind": kind, "meta": meta, "arrays": table},
+                            ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        if len(header) == head_len:
+            break
+        head_len = len(header)
+    header = header.ljust(head_len, b" ")
+    with atomic_write(path, "wb") as f:
+        f.write(_PREFIX.pack(MAGIC, VERSION, 0, len(header)))
+        f.write(header)
+        for name, a in prepared.items():
+            f.seek(table[name]["offset"])
+            f.write(memoryview(a).cast("B"))
+        f.truncate(max([_PREFIX.size + len(header)] +
+                       [t["offset"] + prepared[n].nbytes for n, t in table.items()]))
+
+
+def read_store(path: str | os.PathLike, kind: str | None = None, mmap: bool = True
+               ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Return ``(meta, arrays)``; arrays are read-only memory maps unless ``mmap`` is False."""
+    name = os.fspath(path)
+    try:
+        size = os.path.getsize(name)
+        with open(name, "rb") as f:
+            prefix = f.read(_PREFIX.size)
+            if len(prefix) < _PREFIX.size or prefix[:8] != MAGIC:
+                raise InputError(name, "not an embedkit model file")
+            _, version, _, head_len = _PREFIX.unpack(prefix)
+            if version != VERSION:
+                raise InputError(name, f"embedkit file format version {version} is not supported "
+                                       f"(this embedkit reads version {VERSION})")
+            if _PREFIX.size + head_len > size:
+                raise InputError(name, "truncated embedkit file (header runs past the end)")
+            try:
+                header = json.loads(f.read(head_len).decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                raise InputError(name, "corrupt embedkit file header") from None
+    except FileNotFoundError:
+        raise InputError(name, "no such file") from None
+    except IsADirectoryError:
+        raise InputError(name, "is a folder, expected a file") from None
+    except OSError as e:
+        raise InputError(name, f"cannot read: {e.strerror}") from None
+    if kind is not None and header.get("kind") != kind:
+        raise InputError(name, f"holds a {header.get('kind')!r}, expected a {kind!r}")
+    arrays = {}
+    for key, spec in header.get("arrays", {}).items():
+        try:
+            dtype = np.dtype(spec["dtype"])
+            shape = tuple(int(s) for s in spec["shape"])
+            offset = int(spec["offset"])
+        except (KeyError, TypeError, ValueError):
+            raise InputError(name, f"corrupt entry for array {key!r}") from None
+        if spec["dtype"] not in _DTYPES or any(s < 0 for s in shape):
+            raise InputError(name, f"corrupt entry for array {key!r}")
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if offset + nbytes > size:
+            raise InputError(name, f"truncated: array {key!r} runs past the end of the file")
+        if nbytes == 0:
+            arrays[key] = np.zeros(shape, dtype)
+        elif mmap:
+            arrays[key] = np.memmap(name, dtype=dtype, mode="r", offset=offset, shape=shape)
+        else:
+            arrays[key] = np.fromfile(name, dtype=dtype, count=nbytes // dtype.itemsize,
+                                      offset=offset).reshape(shape)
+    return header.get("meta", {}), arrays
