@@ -53,3 +53,32 @@ def char_ngram_rows(word: str, minn: int, maxn: int, buckets: int) -> np.ndarray
     if buckets <= 0:
         return np.zeros(0, np.int64)
     return np.array([fnv1a32(g) % buckets for g in char_ngrams(word, minn, maxn)], dtype=np.int64)
+
+
+class CharNgrams:
+    """fastText subwords: a word's rows are its hashed character n-grams (``--subwords char``)."""
+
+    kind = "char"
+
+    def __init__(self, minn: int = 3, maxn: int = 6, buckets: int = 2_000_000):
+        self.minn, self.maxn, self.buckets = int(minn), int(maxn), int(buckets)
+
+    def rows(self, word: str) -> np.ndarray:
+        return char_ngram_rows(word, self.minn, self.maxn, self.buckets)
+
+    def to_meta(self) -> dict:
+        return {"kind": self.kind, "minn": self.minn, "maxn": self.maxn, "buckets": self.buckets}
+
+
+def scheme_from_meta(meta: dict | None):
+    """Rebuild a subword scheme from a model's ``subwords`` metadata (``None`` = no subwords)."""
+    kind = (meta or {}).get("kind", "none")
+    if kind == "none":
+        return None
+    if kind == "char":
+        return CharNgrams(meta["minn"], meta["maxn"], meta["buckets"])
+    if kind == "bpe":
+        from .train.bpe_subwords import BpePieces
+
+        return BpePieces.from_meta(meta)
+    raise ValueError(f"unknown subword scheme {kind!r}")
