@@ -73,7 +73,7 @@ def write_store(path: str | os.PathLike, kind: str, meta: dict[str, Any],
         f.write(header)
         for name, a in prepared.items():
             f.seek(table[name]["offset"])
-            f.write(memoryview(a).cast("B"))
+            f.write(a.tobytes() if a.nbytes < (1 << 20) else memoryview(a.reshape(-1)).cast("B"))
         f.truncate(max([_PREFIX.size + len(header)] +
                        [t["offset"] + prepared[n].nbytes for n, t in table.items()]))
 

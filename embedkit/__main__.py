@@ -1,0 +1,4 @@
+"""``python -m embedkit`` runs the CLI."""
+from embedkit.cli import main
+
+main()

@@ -1,0 +1,99 @@
+import gzip
+
+import pytest
+import regex
+
+from embedkit.corpus import decode, iter_blocks, iter_lines
+from embedkit.errors import InputError
+
+GPT2 = regex.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
+
+
+def lines(paths, **kw):
+    return [(l.lineno, l.text, l.end) for l in iter_lines(paths, **kw)]
+
+
+def test_lines_crlf_bom_and_missing_final_newline(tmp_path):
+    p = tmp_path / "a.txt"
+    p.write_bytes(b"\xef\xbb\xbfone\r\ntwo\n\nthree")
+    assert lines([p]) == [(1, "one", True), (2, "two", True), (3, "", True), (4, "three", True)]
+
+
+def test_gzip_is_detected_by_content(tmp_path):
+    p = tmp_path / "a.data"
+    p.write_bytes(gzip.compress("héllo\nworld\n".encode()))
+    assert [l[1] for l in lines([p])] == ["héllo", "world"]
+
+
+def test_line_numbers_across_blocks(tmp_path):
+    p = tmp_path / "a.txt"
+    p.write_text("".join(f"line {i}\n" for i in range(1, 1001)))
+    got = lines([p], block_bytes=97)
+    assert got[-1] == (1000, "line 1000", True) and len(got) == 1000
+    assert all(n == int(t.split()[1]) for n, t, _ in got)
+
+
+def test_invalid_utf8_names_file_line_and_column(tmp_path):
+    p = tmp_path / "bad.txt"
+    p.write_bytes(b"ok\nfine\nab\xffc\n")
+    with pytest.raises(InputError) as e:
+        lines([p])
+    assert str(e.value) == f"{p}:3: invalid UTF-8 (byte 0xff at column 3)"
+
+
+def test_surrogateescape_keeps_exact_bytes(tmp_path):
+    p = tmp_path / "bad.txt"
+    p.write_bytes(b"ab\xffc\n")
+    (text,) = [l.text for l in iter_lines([p], errors="surrogateescape")]
+    assert text.encode("utf-8", "surrogateescape") == b"ab\xffc"
+
+
+def test_nul_byte_is_refused_unless_allowed(tmp_path):
+    p = tmp_path / "bin.txt"
+    p.write_bytes(b"a\nb\x00c\n")
+    with pytest.raises(InputError, match=r":2: NUL byte"):
+        lines([p])
+    assert lines([p], allow_nul=True)[1] == (2, "b\x00c", True)
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        lines([tmp_path / "nope.txt"])
+    with pytest.raises(InputError, match="is a folder"):
+        lines([tmp_path])
+
+
+def test_long_line_is_cut_into_pieces_that_pretokenize_identically(tmp_path):
+    words = ["alpha", "  beta", "gamma's", "\t", "12345", "   ", "!!", "ünïcode", "x"]
+    text = " ".join(words[i % len(words)] for i in range(5000)) + "\nnext\n"
+    p = tmp_path / "long.txt"
+    p.write_text(text)
+    got = list(iter_lines([p], max_line=1000, block_bytes=512))
+    pieces = [l for l in got if l.lineno == 1]
+    assert len(pieces) > 20 and not any(l.end for l in pieces[:-1]) and pieces[-1].end
+    assert all(len(l.text.encode()) <= 1000 for l in pieces)
+    assert "".join(l.text for l in pieces) == text.split("\n")[0]
+    whole = GPT2.findall(text.split("\n")[0])
+    assert [t for l in pieces for t in GPT2.findall(l.text)] == whole
+    assert (got[-1].lineno, got[-1].text) == (2, "next")
+
+
+def test_line_without_whitespace_is_cut_at_character_boundaries(tmp_path):
+    p = tmp_path / "cjk.txt"
+    p.write_text("漢字" * 3000)
+    pieces = list(iter_lines([p], max_line=1001))
+    assert "".join(l.text for l in pieces) == "漢字" * 3000
+
+
+def test_decode_reports_line_in_block():
+    from embedkit.corpus import Block
+
+    with pytest.raises(InputError, match=r"^f:11: invalid UTF-8"):
+        decode(Block("f", 10, b"a\n\xc3(\n", True))
+
+
+def test_blocks_keep_all_bytes(tmp_path):
+    data = b"".join(b"x" * (i % 37) + b"\n" for i in range(3000))
+    p = tmp_path / "a.txt"
+    p.write_bytes(data)
+    assert b"".join(b.data for b in iter_blocks(p, block_bytes=1000, max_line=500)) == data
