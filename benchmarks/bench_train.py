@@ -1,0 +1,189 @@
+"""Benchmark `embedkit train` against fastText and gensim (corpus_file mode) in the same run.
+
+Each tool runs as its own process (timed whole, peak RSS from wait4) with the issue's settings —
+dim 100, window 5, negative 5, 5 epochs, min-count 5, sample 1e-4, lr 0.05, 2 threads — and writes
+a .vec; quality is WordSim-353 Spearman and Google analogy accuracy (3CosAdd, top 30k words) from
+gensim's evaluators on every tool's .vec. Tools alternate within each seed so machine noise hits
+all of them alike. ``--memory`` also trains embedkit on 1x and 4x the corpus (1 epoch) to show
+that peak RSS does not grow with corpus length.
+
+    python benchmarks/bench_train.py             # 4 configs x 3 seeds x 3 tools (~20 min)
+    python benchmarks/bench_train.py --quick     # cbow, no subwords, 1 seed
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+CORPUS = DATA / "corpus" / "dev.tok"
+WS353 = DATA / "eval" / "wordsim353.tsv"
+ANALOGIES = DATA / "eval" / "questions-words.txt"
+S = dict(dim=100, window=5, negative=5, epochs=5, min_count=5, sample=1e-4, lr=0.05, threads=2)
+CONFIGS = [("cbow", "none"), ("cbow", "char"), ("skipgram", "none"), ("skipgram", "char")]
+
+FASTTEXT = """
+import sys, fasttext
+model, sub, seed, corpus, out = sys.argv[1:6]
+minn, maxn = (3, 6) if sub == "char" else (0, 0)
+m = fasttext.train_unsupervised(corpus, model=model, dim={dim}, ws={window}, neg={negative},
+    epoch={epochs}, minCount={min_count}, t={sample}, lr={lr}, thread={threads}, minn=minn,
+    maxn=maxn, bucket=2000000 if sub == "char" else 0, verbose=0)  # no seed option
+words = m.get_words()
+with open(out, "w", encoding="utf-8") as f:
+    f.write(f"{{len(words)}} {dim}\\n")
+    for w in words:
+        f.write(w + " " + " ".join("%.5g" % x for x in m.get_word_vector(w)) + "\\n")
+""".format(**S)
+
+GENSIM = """
+import sys
+from gensim.models import FastText, Word2Vec
+model, sub, seed, corpus, out = sys.argv[1:6]
+kw = dict(corpus_file=corpus, vector_size={dim}, window={window}, negative={negative},
+          epochs={epochs}, min_count={min_count}, sample={sample}, alpha={lr}, workers={threads},
+          sg=int(model == "skipgram"), seed=int(seed))
+m = FastText(min_n=3, max_n=6, bucket=2000000, **kw) if sub == "char" else Word2Vec(**kw)
+m.wv.save_word2vec_format(out)
+""".format(**S)
+
+
+def embedkit_cmd(model, sub, seed, corpus, out, epochs=S["epochs"]):
+    return [sys.executable, "-m", "embedkit", "train", str(corpus), "-o", out[:-4], "--model", model,
+            "--subwords", sub, "--dim", str(S["dim"]), "--window", str(S["window"]), "--negative",
+            str(S["negative"]), "--epochs", str(epochs), "--min-count", str(S["min_count"]),
+            "--sample", str(S["sample"]), "--lr", str(S["lr"]), "--threads", str(S["threads"]),
+            "--seed", str(seed), "--quiet"]
+
+
+TOOLS = {
+    "embedkit": embedkit_cmd,
+    "fastText": lambda model, sub, seed, corpus, out: [sys.executable, "-c", FASTTEXT, model, sub,
+                                                       str(seed), str(corpus), out],
+    "gensim": lambda model, sub, seed, corpus, out: [sys.executable, "-c", GENSIM, model, sub,
+                                                     str(seed), str(corpus), out],
+}
+
+
+def run(cmd) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one child process."""
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t
+    err = p.stderr.read().decode(errors="replace")
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]} failed ({p.returncode}): {err[-2000:]}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def quality(vec: str) -> tuple[float, float]:
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors.load_word2vec_format(vec)
+    rho = kv.evaluate_word_pairs(str(WS353))[1][0]
+    acc = kv.evaluate_word_analogies(str(ANALOGIES), restrict_vocab=30000)[0]
+    return rho, 100 * acc
+
+
+def available(tool: str) -> bool:
+    mod = {"fastText": "fasttext", "gensim": "gensim"}.get(tool)
+    if mod is None:
+        return True
+    try:
+        __import__(mod)
+        return True
+    except ImportError:
+        print(f"# {tool}: python module {mod!r} not installed, skipped", file=sys.stderr)
+        return False
+
+
+def med(xs, fmt):
+    if len(xs) == 1:
+        return fmt % xs[0]
+    return (fmt % statistics.median(xs)) + " (" + (fmt % min(xs)) + "–" + (fmt % max(xs)) + ")"
+
+
+def bench(configs, seeds, tools, tmp):
+    rows = []
+    for model, sub in configs:
+        res = {t: [] for t in tools}
+        for seed in range(1, seeds + 1):
+            for tool in tools:
+                out = str(Path(tmp) / f"{tool}-{model}-{sub}-{seed}.vec")
+                wall, rss = run(TOOLS[tool](model, sub, seed, CORPUS, out))
+                rho, acc = quality(out)
+                res[tool].append((wall, rss, rho, acc))
+                print(f"# {model}/{sub} seed {seed} {tool}: {wall:.1f} s {rss:.0f} MiB "
+                      f"rho {rho:.3f} acc {acc:.1f}%", file=sys.stderr, flush=True)
+        ek = statistics.median(r[0] for r in res["embedkit"])
+        for tool in tools:
+            rs = res[tool]
+            t = statistics.median(r[0] for r in rs)
+            rows.append((f"{model}/{sub}", tool, med([r[0] for r in rs], "%.1f"),
+                         "1.00" if tool == "embedkit" else f"{t / ek:.2f}",
+                         med([r[1] for r in rs], "%.0f"), med([r[2] for r in rs], "%.3f"),
+                         med([r[3] for r in rs], "%.1f")))
+    return rows
+
+
+def memory(tmp):
+    """Peak RSS of embedkit (1 epoch) on the corpus and on 4 copies of it."""
+    big = Path(tmp) / "dev4.tok"
+    with open(big, "wb") as f:
+        for _ in range(4):
+            f.write(CORPUS.read_bytes())
+    rows = []
+    for sub in ("none", "char"):
+        for name, corpus in (("1x", CORPUS), ("4x", big)):
+            out = str(Path(tmp) / f"mem-{sub}-{name}.vec")
+            wall, rss = run(embedkit_cmd("cbow", sub, 1, corpus, out, epochs=1))
+            rows.append((f"cbow/{sub}", name, f"{wall:.1f}", f"{rss:.0f}"))
+    return rows
+
+
+def table(header, rows):
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = lambda r: "| " + " | ".join(str(x).ljust(w) for x, w in zip(r, widths)) + " |"
+    print(line(header))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print(line(r))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="cbow without subwords, 1 seed")
+    ap.add_argument("--configs", default=None, help="e.g. cbow/none,skipgram/char")
+    ap.add_argument("--tools", default="embedkit,fastText,gensim")
+    ap.add_argument("--memory", action="store_true", help="also peak RSS on 1x vs 4x corpus")
+    a = ap.parse_args()
+    if not CORPUS.exists():
+        sys.exit(f"corpus not found: {CORPUS}")
+    configs = CONFIGS
+    if a.configs:
+        configs = [tuple(c.split("/")) for c in a.configs.split(",")]
+    seeds = a.seeds
+    if a.quick:
+        configs, seeds = [("cbow", "none")], 1
+    tools = [t for t in a.tools.split(",") if available(t)]
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        print(f"dev.tok, dim 100, ws 5, neg 5, 5 epochs, min-count 5, t 1e-4, lr 0.05, 2 threads; "
+              f"median (min–max) of {seeds} seed(s); ratio = their time / embedkit's (>1: we win)")
+        table(("config", "tool", "wall s", "speed ratio", "peak RSS MiB", "WS-353 rho", "analogy %"),
+              bench(configs, seeds, tools, tmp))
+        if a.memory:
+            print()
+            table(("config", "corpus", "wall s (1 epoch)", "peak RSS MiB"), memory(tmp))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""``embedkit nn / analogy / vectors / eval / convert``: thin wrappers over ``embedkit.vectors``.
+
+Exit codes: 0 when every query was answered, or in a batch (several words, or stdin) when at least
+one was — each unknown word is named on stderr and its answer left empty; 2 when the only query,
+or every query, is unknown, and for any bad input (one-line error, no traceback).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+
+import click
+
+_K = click.option("-k", "k", type=int, default=10, show_default=True, help="How many neighbours.")
+_JSON = click.option("--json", "as_json", is_flag=True, help="One JSON object per query (JSON Lines).")
+_MODEL = click.argument("model", type=click.Path(dir_okay=True))
+
+
+def _check_k(k: int) -> None:
+    from embedkit.errors import UsageError
+
+    if k < 1:
+        raise UsageError(f"-k must be at least 1 (got {k})")
+
+
+def _open(model: str):
+    from embedkit.vectors.model import load
+
+    return load(model)
+
+
+def _stdin_queries():
+    """One query per non-empty stdin line (surrounding whitespace stripped)."""
+    for line in sys.stdin:
+        q = line.strip()
+        if q:
+            yield q
+
+
+class _Answers:
+    """Prints answers in query order and keeps the tally that decides the exit code."""
+
+    def __init__(self, as_json: bool):
+        self.as_json, self.answered, self.failed, self.printed = as_json, 0, 0, 0
+
+    def emit(self, query: str, result) -> None:
+        from embedkit.vectors.model import UnknownWordError
+
+        if isinstance(result, UnknownWordError):
+            self.failed += 1
+            click.echo(f"embedkit: {result}", err=True)
+            if self.as_json:
+                click.echo(json.dumps({"query": query, "error": str(result)}, ensure_ascii=False))
+            elif self.printed:
+                click.echo("")
+            self.printed += 1
+            return
+        self.answered += 1
+        if self.as_json:
+            click.echo(json.dumps({"query": query, "neighbours": [
+                {"word": w, "cosine": round(s, 6)} for w, s in result]}, ensure_ascii=False))
+        else:
+            text = "".join(f"{w}\t{s:.6f}\n" for w, s in result)
+            click.echo(("\n" if self.printed else "") + text, nl=False)
+        self.printed += 1
+
+    def exit_code(self, batch: bool) -> int:
+        if self.failed and (not batch or self.answered == 0):
+            return 2
+        return 0
+
+
+@click.command()
+@_MODEL
+@click.argument("words", nargs=-1)
+@_K
+@_JSON
+def nn(model, words, k, as_json):
+    """Nearest neighbours of WORDS (cosine), as 'word<TAB>cosine' lines.
+
+    Without WORDS, reads one query per stdin line (answered in batches, one matrix product each),
+    or prompts when stdin is a terminal. Several queries: answers are separated by an empty line,
+    in query order. Out-of-vocabulary words get a vector from subwords when the model has them.
+    """
+    _check_k(k)
+    vectors = _open(model)
+    out = _Answers(as_json)
+    if words:
+        for q, r in zip(words, vectors.most_similar_many(words, k, errors="collect")):
+            out.emit(q, r)
+        return out.exit_code(batch=len(words) > 1)
+    if sys.stdin.isatty():
+        return _interactive(vectors, k, out)
+    queries = _stdin_queries()
+    while chunk := list(itertools.islice(queries, 1024)):
+        for q, r in zip(chunk, vectors.most_similar_many(chunk, k, errors="collect")):
+            out.emit(q, r)
+        sys.stdout.flush()
+    return out.exit_code(batch=True)
+
+
+def _interactive(vectors, k, out: _Answers) -> int:
+    click.echo(f"{vectors!r}; type a word (Ctrl-D to quit)", err=True)
+    while True:
+        try:
+            q = input("query word? ").strip()
+        except EOFError:
+            click.echo("", err=True)
+            return 0
+        if q:
+            out.printed = 0
+            out.emit(q, vectors.most_similar_many([q], k, errors="collect")[0])
+
+
+@click.command()
+@_MODEL
+@click.argument("a")
+@click.argument("b")
+@click.argument("c")
+@_K
+@_JSON
+def analogy(model, a, b, c, k, as_json):
+    """'A is to B as C is to ?': the words nearest to B - A + C (3CosAdd), A, B and C excluded."""
+    _check_k(k)
+    result = _open(model).analogy(a, b, c, k)
+    if as_json:
+        click.echo(json.dumps({"query": [a, b, c], "neighbours": [
+            {"word": w, "cosine": round(s, 6)} for w, s in result]}, ensure_ascii=False))
+    else:
+        click.echo("".join(f"{w}\t{s:.6f}\n" for w, s in result), nl=False)
+
+
+@click.command()
+@_MODEL
+@click.argument("words", nargs=-1)
+def vectors(model, words):
+    """Print 'word v1 ... vD' for WORDS (or one word per stdin line); OOV words via subwords."""
+    from embedkit.vectors.model import UnknownWordError
+
+    vecs = _open(model)
+    queries = words or _stdin_queries()
+    fmt = " ".join(["%.9g"] * vecs.dim)
+    answered = failed = 0
+    for q in queries:
+        try:
+            v = vecs[q]
+        except UnknownWordError as e:
+            click.echo(f"embedkit: {e}", err=True)
+            failed += 1
+            continue
+        click.echo(f"{q} " + fmt % tuple(v.astype(float).tolist()))
+        answered += 1
+    batch = not words or len(words) > 1
+    return 2 if failed and (not batch or not answered) else 0
+
+
+@click.command()
+@_MODEL
+@click.option("--similarity", "similarity", multiple=True, type=click.Path(),
+              help="Word-pair file 'w1<TAB>w2<TAB>score' (WordSim-353 style); repeatable.")
+@click.option("--analogies", "analogies", multiple=True, type=click.Path(),
+              help="Analogy file (': section' + 'a b c d' lines, Google style); repeatable.")
+@click.option("--restrict", type=int, default=30000, show_default=True,
+              help="Analogies: search and accept only the N most frequent words (0 = all).")
+@click.option("--case-sensitive", is_flag=True, help="Do not upper-case words before lookup.")
+@_JSON
+def eval_(model, similarity, analogies, restrict, case_sensitive, as_json):
+    """Spearman rho on similarity sets and 3CosAdd accuracy on analogy sets (gensim-compatible).
+
+    Pairs or questions with a word outside the vocabulary are skipped and reported as coverage,
+    as gensim does. Similarity uses the 300,000 most frequent words, like gensim.
+    """
+    from embedkit.errors import UsageError
+
+    if not similarity and not analogies:
+        raise UsageError("nothing to evaluate: give --similarity FILE and/or --analogies FILE")
+    if restrict < 0:
+        raise UsageError(f"--restrict must be >= 0 (got {restrict})")
+    vecs = _open(model)
+    ci = not case_sensitive
+    results = []
+    for path in similarity:
+        results.append(("similarity", vecs.evaluate_similarity(path, case_insensitive=ci)))
+    for path in analogies:
+        results.append(("analogies", vecs.evaluate_analogies(path, restrict=restrict or None,
+                                                             case_insensitive=ci)))
+    for kind, r in results:
+        if as_json:
+            click.echo(json.dumps({"kind": kind, **r}, ensure_ascii=False))
+        elif kind == "similarity":
+            click.echo(f"{r['file']}: similarity: {r['used']}/{r['pairs']} pairs used "
+                       f"(coverage {100 * r['coverage']:.1f}%), spearman {r['spearman']:.4f}, "
+                       f"pearson {r['pearson']:.4f}")
+        else:
+            click.echo(f"{r['file']}: analogies: {r['used']}/{r['questions']} questions used "
+                       f"(coverage {100 * r['coverage']:.1f}%), accuracy {_pct(r['semantic'])} "
+                       f"semantic, {_pct(r['syntactic'])} syntactic, "
+                       f"{100 * r['accuracy']:.2f}% total")
+            for s in r["sections"]:
+                n = s["correct"] + s["incorrect"]
+                click.echo(f"  {s['section']}\t{s['correct']}/{n}\t{100 * s['accuracy']:.2f}%")
+
+
+def _pct(group: dict) -> str:
+    return f"{100 * group['accuracy']:.2f}%"
+
+
+_SUFFIX = {".ekv": "native", ".vec": "vec", ".txt": "vec", ".bin": "w2v-bin"}
+
+
+@click.command()
+@click.argument("src", metavar="IN", type=click.Path(dir_okay=True))
+@click.argument("dst", metavar="OUT", type=click.Path(dir_okay=True))
+@click.option("--to", "to", type=click.Choice(["vec", "w2v-bin", "native"]),
+              help="Output format (default: from OUT's extension: .ekv, .vec/.txt, .bin).")
+def convert(src, dst, to):
+    """Convert vectors of any readable format to word2vec text, word2vec binary or native.
+
+    A fastText .bin converted to native keeps its subwords (OOV vectors still work).
+    """
+    import os
+
+    from embedkit.errors import UsageError
+
+    if to is None:
+        to = _SUFFIX.get(os.path.splitext(dst)[1].lower())
+        if to is None:
+            raise UsageError(f"cannot tell the output format from {dst!r}: use --to vec|w2v-bin|native")
+    _open(src).save(dst, format=to)

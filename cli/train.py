@@ -1,0 +1,70 @@
+"""``embedkit train``: corpus files in, ``NAME.vec`` and ``NAME.ekv`` out (heavy imports deferred)."""
+from __future__ import annotations
+
+import click
+
+_EXTS = (".vec", ".ekv")
+
+
+def output_paths(name: str) -> tuple[str, str]:
+    """``NAME`` → (``NAME.vec``, ``NAME.ekv``); a given .vec/.ekv extension is dropped first."""
+    for ext in _EXTS:
+        if name.endswith(ext):
+            name = name[: -len(ext)]
+    return name + ".vec", name + ".ekv"
+
+
+@click.command("train")
+@click.argument("corpus", nargs=-1, required=True)
+@click.option("-o", "--output", "name", required=True, metavar="NAME",
+              help="Write NAME.vec (word2vec text) and NAME.ekv (native model).")
+@click.option("--model", type=click.Choice(["cbow", "skipgram"]), default="cbow", show_default=True)
+@click.option("--dim", type=int, default=100, show_default=True, help="Vector dimension.")
+@click.option("--window", type=int, default=5, show_default=True, help="Max context words on each side.")
+@click.option("--negative", type=int, default=5, show_default=True, help="Negative samples per target.")
+@click.option("--epochs", type=int, default=5, show_default=True)
+@click.option("--min-count", type=int, default=5, show_default=True, help="Drop rarer words.")
+@click.option("--max-vocab", type=int, default=None, help="Keep at most N most frequent words.")
+@click.option("--sample", type=float, default=1e-4, show_default=True,
+              help="Subsampling threshold for frequent words (0 = off).")
+@click.option("--lr", type=float, default=0.05, show_default=True, help="Start learning rate (decays to 0).")
+@click.option("--threads", type=int, default=1, show_default=True, help="Hogwild training threads.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed; with --threads 1 the output is identical run to run.")
+@click.option("--subwords", type=click.Choice(["none", "char", "bpe"]), default="none", show_default=True,
+              help="char: fastText n-grams; bpe: pieces from --tokenizer. Both give OOV vectors.")
+@click.option("--minn", type=int, default=3, show_default=True, help="Shortest char n-gram.")
+@click.option("--maxn", type=int, default=6, show_default=True, help="Longest char n-gram.")
+@click.option("--buckets", type=int, default=2_000_000, show_default=True, help="Char n-gram hash buckets.")
+@click.option("--tokenizer", metavar="TOKDIR", default=None,
+              help="Folder from `embedkit bpe learn` (with --subwords bpe).")
+@click.option("--lowercase", is_flag=True, help="Lower-case the corpus before counting.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(corpus, name, model, dim, window, negative, epochs, min_count, max_vocab, sample, lr,
+          threads, seed, subwords, minn, maxn, buckets, tokenizer, lowercase, quiet):
+    """Train word vectors on CORPUS files (whitespace-separated tokens, one sentence per line;
+    '-' reads stdin, .gz is read directly)."""
+    import os
+
+    from embedkit.errors import OutputError
+    from embedkit.train.args import TrainOptions
+
+    opts = TrainOptions(model, dim, window, negative, epochs, min_count, max_vocab, sample, lr,
+                        threads, seed, subwords, minn, maxn, buckets, tokenizer, lowercase).validate()
+    vec_path, ekv_path = output_paths(name)
+    folder = os.path.dirname(vec_path) or "."
+    if not os.path.isdir(folder):
+        raise OutputError(f"{vec_path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{vec_path}: folder {folder} is not writable")
+    for p in (vec_path, ekv_path):
+        if os.path.isdir(p):
+            raise OutputError(f"{p}: is a folder, expected a file name")
+
+    from embedkit.train.trainer import as_vectors, fit
+
+    m = as_vectors(fit(list(corpus), opts, quiet=quiet))
+    m.save_native(ekv_path)
+    m.save_vec(vec_path)
+    click.echo(f"{len(m.words)} words x {m.dim} dimensions ({m.settings['tokens']} tokens): "
+               f"{vec_path} {ekv_path}")

@@ -1,0 +1,454 @@
+"""``BPETokenizer``: learn, encode, decode, save and load byte-level (GPT-2) or word (Sennrich) BPE.
+
+Encoding pre-tokenizes, then looks each word up in a cache; the words not seen before are merged
+together in one Numba kernel call (lowest merge rank first, leftmost first — HF's order, so ids
+match HF tokenizers). Byte-level decoding is exact: ``decode(encode(x)) == x`` for any text.
+
+Word mode policy: words are whitespace-separated; the last symbol of a word carries ``</w>``;
+a character never seen in training becomes ``<unk>`` (``<unk></w>`` at the end of a word), which
+decodes to U+FFFD, and decoding joins words with one space.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, UsageError
+from . import files
+from .parallel import fork_map
+from .pretokenize import (GPT2_JOINED_PATTERN, GPT2_PATTERN, LINE_SEP, bytes_to_unicode, compiled,
+                          from_symbols, split_words)
+from .trainer import EOW, UNK, word_bytes
+
+_CACHE_LIMIT = 1 << 20
+
+
+class BPETokenizer:
+    """A BPE vocabulary: tokens (id order), merges (rank order) and pre-tokenization settings."""
+
+    def __init__(self, tokens: list[str], merges: list[tuple[int, int]], settings: dict):
+        self._tokens = list(tokens)
+        self._ids = {t: i for i, t in enumerate(self._tokens)}
+        self._merges = list(merges)
+        self._settings = dict(settings)
+        specials = self._settings["special_tokens"]
+        missing = [t for t in specials if t not in self._ids]
+        if missing:
+            raise UsageError(f"special token {missing[0]!r} is not in the vocabulary")
+        self._special_ids = {t: self._ids[t] for t in specials}
+        self._split_specials = None
+        if specials and self.byte_level:
+            import regex
+
+            alts = "|".join(regex.escape(t) for t in sorted(specials, key=len, reverse=True))
+            self._split_specials = regex.compile(f"({alts})")
+        self._table = None
+        self._cache: dict[str, tuple[int, ...]] = {}
+        self._raw: dict[str, tuple[int, ...]] = {}  # word mode: ids before unknown → <unk>
+        self._ext: dict[str, int] = {}  # word mode: unknown symbols get ids >= vocab_size
+
+    # ---- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def train(cls, corpus, vocab_size: int, *, min_frequency: int = 2, byte_level: bool = True,
+              lowercase: bool = False, special_tokens=(), threads: int = 1,
+              quiet: bool = True) -> "BPETokenizer":
+        """Learn from files (paths, ``'-'`` for stdin, .gz) or an iterable of str lines."""
+        from .count import count_words
+        from .trainer import learn
+
+        specials = list(dict.fromkeys(special_tokens))
+        if any(not isinstance(t, str) or not t or any(c.isspace() for c in t) for t in specials):
+            raise UsageError("special tokens must be non-empty strings without whitespace")
+        if int(vocab_size) != vocab_size or vocab_size < 1:
+            raise UsageError(f"vocab size must be a positive integer, got {vocab_size!r}")
+        if threads < 1:
+            raise UsageError(f"threads must be >= 1, got {threads}")
+        if byte_level and vocab_size < len(specials) + 256:
+            raise UsageError(f"vocab size {vocab_size} is smaller than the base alphabet "
+                             f"({len(specials)} special tokens + 256 byte symbols)")
+        counts = count_words(corpus, byte_level=byte_level, lowercase=lowercase,
+                             threads=threads, quiet=quiet, meanwhile=_warm_up)
+        if not counts:
+            from .count import is_paths
+
+            paths = is_paths(corpus) and isinstance(corpus, (list, tuple))
+            name = ", ".join(map(str, corpus)) if paths else "corpus"
+            raise InputError(name, "empty corpus: no words to learn from")
+        tokens, merges = learn(counts, int(vocab_size), min_frequency=min_frequency,
+                               byte_level=byte_level, special_tokens=specials)
+        return cls(tokens, merges, files.settings_for(byte_level, lowercase, specials))
+
+    @classmethod
+    def from_files(cls, d: dict[str, str], where: str | os.PathLike = "") -> "BPETokenizer":
+        """Build from file texts {name: text}: vocab.json + merges.txt (+ embedkit.json)."""
+        def at(name):
+            return str(Path(where) / name) if where else name
+
+        for name in (files.VOCAB, files.MERGES):
+            if name not in d:
+                raise InputError(where or "tokenizer", f"missing {name}")
+        settings = files.parse_settings(d.get(files.SETTINGS), at(files.SETTINGS))
+        tokens = files.parse_vocab(d[files.VOCAB], at(files.VOCAB))
+        ids = {t: i for i, t in enumerate(tokens)}
+        merges = files.parse_merges(d[files.MERGES], ids, at(files.MERGES))
+        if settings["mode"] == "word" and (UNK not in ids or UNK + EOW not in ids):
+            raise InputError(at(files.VOCAB), f"word-mode vocabulary lacks {UNK} or {UNK + EOW}")
+        missing = [t for t in settings["special_tokens"] if t not in ids]
+        if missing:
+            raise InputError(at(files.SETTINGS), f"special token {missing[0]!r} is not in {files.VOCAB}")
+        return cls(tokens, merges, settings)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "BPETokenizer":
+        """A TOKDIR (embedkit's or HF's vocab.json + merges.txt), or a subword-nmt codes file."""
+        p = Path(path)
+        if p.is_file():
+            return cls.from_codes(files.read_text(p), str(p))
+        return cls.from_files(files.read_dir(p), p)
+
+    @classmethod
+    def from_codes(cls, text: str, where: str = "codes") -> "BPETokenizer":
+        """A word-mode tokenizer from subword-nmt v0.2 codes (characters they never use are unknown)."""
+        base, pairs = files.parse_codes(text, where)
+        tokens = [UNK, UNK + EOW] + base
+        ids = {t: i for i, t in enumerate(tokens)}
+        for a, b in pairs:
+            if a + b not in ids:
+                ids[a + b] = len(tokens)
+                tokens.append(a + b)
+        merges = []
+        for n, (a, b) in enumerate(pairs, 2):
+            for s in (a, b):
+                if s not in ids:
+                    raise InputError(where, f"unknown symbol {s!r}: neither a character nor the "
+                                            f"result of a merge", n)
+            merges.append((ids[a], ids[b]))
+        from .trainer import dedupe_merges
+
+        return cls(tokens, dedupe_merges(merges), files.settings_for(False))
+
+    # ---- files --------------------------------------------------------------------------------
+
+    def to_files(self) -> dict[str, str]:
+        """{file name: text} of vocab.json, merges.txt and embedkit.json."""
+        return files.dump(self._tokens, self._merges, self._settings)
+
+    def save(self, dirpath: str | os.PathLike) -> None:
+        """Write the three files into ``dirpath``, atomically (all or nothing)."""
+        from ..io import atomic_dir
+
+        texts = self.to_files()
+        with atomic_dir(dirpath) as tmp:
+            for name, text in texts.items():
+                (tmp / name).write_text(text, encoding="utf-8", errors="surrogatepass")
+
+    def to_codes(self) -> str:
+        """subword-nmt v0.2 codes (word mode only: byte-level merges are not subword-nmt symbols)."""
+        if self.byte_level:
+            raise UsageError("--format subword-nmt needs a word-mode vocabulary (--no-byte-level)")
+        return files.dump_codes(self._tokens, self._merges)
+
+    # ---- vocabulary ---------------------------------------------------------------------------
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._tokens)
+
+    @property
+    def byte_level(self) -> bool:
+        return self._settings["mode"] == "byte-level"
+
+    @property
+    def lowercase(self) -> bool:
+        return bool(self._settings["lowercase"])
+
+    @property
+    def special_tokens(self) -> list[str]:
+        return list(self._settings["special_tokens"])
+
+    @property
+    def merges(self) -> list[tuple[str, str]]:
+        return [(self._tokens[a], self._tokens[b]) for a, b in self._merges]
+
+    def id_to_token(self, i: int) -> str:
+        if not 0 <= i < len(self._tokens):
+            raise UsageError(f"id {i} is not in the vocabulary (0..{len(self._tokens) - 1})")
+        return self._tokens[i]
+
+    def token_to_id(self, s: str) -> int | None:
+        return self._ids.get(s)
+
+    # ---- encoding -----------------------------------------------------------------------------
+
+    def encode(self, text: str) -> list[int]:
+        return self.encode_batch([text])[0]
+
+    def tokens(self, text: str) -> list[str]:
+        return [self._tokens[i] for i in self.encode(text)]
+
+    def encode_batch(self, lines: list[str], threads: int = 1) -> list[list[int]]:
+        """Token ids of each text (a text is pre-tokenized on its own, as HF ``encode_batch``);
+        ``threads`` > 1 splits a big batch over forked processes."""
+        if self._joined_words([]) is None:
+            return self._text_by_text(lines)
+        if threads > 1 and len(lines) >= 4 * threads:
+            step = -(-len(lines) // (4 * threads))
+            chunks = (lines[i:i + step] for i in range(0, len(lines), step))
+            parts = fork_map(_encode_chunk, chunks, threads, self)
+        else:
+            parts = [self._encode_flat(lines)]
+        out = []
+        for ids, bounds in parts:
+            ids, bounds = ids.tolist(), bounds.tolist()
+            out.extend(ids[bounds[k]:bounds[k + 1]] for k in range(len(bounds) - 1))
+        return out
+
+    def _text_by_text(self, lines: list[str]) -> list[list[int]]:
+        words = [self._words(t) for t in lines]
+        self._fill(set(itertools.chain.from_iterable(words)))
+        get = self._cache.__getitem__
+        return [list(itertools.chain.from_iterable(map(get, ws))) for ws in words]
+
+    def _encode_flat(self, lines: list[str]):
+        """All texts' ids as one int32 array + int64 bounds (text k = ids[bounds[k]:bounds[k+1]]),
+        gathered with NumPy from the per-word cache — no Python loop over words."""
+        flat = self._joined_words(lines)
+        if flat is None:
+            ids = self._text_by_text(lines)
+            bounds = np.zeros(len(ids) + 1, np.int64)
+            np.cumsum([len(x) for x in ids], out=bounds[1:])
+            return np.fromiter(itertools.chain.from_iterable(ids), np.int32, bounds[-1]), bounds
+        todo = set(flat)
+        todo.discard(LINE_SEP)
+        self._fill(todo)
+        uniq = list(todo)
+        uniq.append(LINE_SEP)
+        widx = np.fromiter(map(dict(zip(uniq, range(len(uniq)))).__getitem__, flat), np.int64,
+                           len(flat))
+        seqs = list(map(self._cache.__getitem__, uniq[:-1]))
+        seqs.append(())
+        lens = np.fromiter(map(len, seqs), np.int64, len(seqs))
+        data = np.fromiter(itertools.chain.from_iterable(seqs), np.int32, int(lens.sum()))
+        starts = np.zeros(len(seqs), np.int64)
+        np.cumsum(lens[:-1], out=starts[1:])
+        out_lens = lens[widx]
+        offsets = np.zeros(len(widx) + 1, np.int64)
+        np.cumsum(out_lens, out=offsets[1:])
+        ids = data[np.repeat(starts[widx] - offsets[:-1], out_lens) + np.arange(offsets[-1])]
+        seps = offsets[np.flatnonzero(widx == len(uniq) - 1)]
+        return ids, np.concatenate([[0], seps, [len(ids)]]).astype(np.int64)
+
+    def encode_to_text(self, lines: list[str], ids: bool = True) -> list[str]:
+        """One string per text: space-separated ids, or byte-level pieces (``Ġthe Ġcat``) —
+        the CLI's output, built from a per-word string cache."""
+        if not ids and not self.byte_level:
+            return self.subword_text(lines)
+        strs = self.__dict__.setdefault("_str_cache", ({}, {}))[ids]
+        if len(strs) > _CACHE_LIMIT:
+            strs.clear()
+        flat = self._joined_words(lines)
+        words = flat if flat is not None else [self._words(t) for t in lines]
+        todo = set(flat if flat is not None else itertools.chain.from_iterable(words))
+        if flat is not None:
+            todo.discard(LINE_SEP)
+        todo.difference_update(strs)
+        self._fill(todo)
+        tokens = self._tokens
+        for w in todo:
+            r = self._cache[w]
+            strs[w] = " ".join(map(str, r)) if ids else " ".join([tokens[i] for i in r])
+        get = strs.__getitem__
+        if flat is None:
+            return [" ".join(map(get, ws)) for ws in words]
+        strs[LINE_SEP] = "\n"
+        try:
+            text = " ".join(map(get, flat))
+        finally:
+            del strs[LINE_SEP]
+        return text.replace(" \n", "\n").replace("\n ", "\n").split("\n")
+
+    def subword_text(self, lines: list[str]) -> list[str]:
+        """Pieces as text. Byte-level: symbols separated by spaces. Word mode: subword-nmt's
+        format (``fl@@ y@@ ing``: ``@@`` on every piece but a word's last, no ``</w>``)."""
+        if self.byte_level:
+            return self.encode_to_text(lines, ids=False)
+        out = []
+        for line in lines:
+            ws = self._words(line)
+            self._fill(set(ws))
+            pieces = []
+            for w in ws:
+                if w in self._special_ids:
+                    pieces.append(w)
+                    continue
+                syms = [self._symbol(i) for i in self._raw[w]]
+                pieces.extend(s + "@@" for s in syms[:-1])
+                pieces.append(syms[-1][:-len(EOW)] if syms[-1].endswith(EOW) else syms[-1])
+            out.append(" ".join(pieces))
+        return out
+
+    def _joined_words(self, lines: list[str]) -> list[str] | None:
+        """All texts' words in one regex call, LINE_SEP between texts; None when not applicable."""
+        if not self.byte_level or self._split_specials is not None \
+                or self._settings["pattern"] != GPT2_PATTERN:
+            return None
+        text = LINE_SEP.join(lines)
+        if text.count(LINE_SEP) != max(len(lines) - 1, 0):
+            return None
+        if self.lowercase:
+            text = text.lower()
+        return compiled(GPT2_JOINED_PATTERN).findall(text)
+
+    def _words(self, text: str) -> list[str]:
+        if self.lowercase:
+            text = text.lower()
+        if self._split_specials is None:
+            return split_words(text, self._settings["pattern"])
+        out = []
+        for k, part in enumerate(self._split_specials.split(text)):
+            if k % 2:
+                out.append(part)
+            elif part:
+                out.extend(split_words(part, self._settings["pattern"]))
+        return out
+
+    def _fill(self, words: set[str]) -> None:
+        """Put every word not yet cached through the merge kernel, all in one call."""
+        cache = self._cache
+        todo = words.difference(cache)
+        if not todo:
+            return
+        if len(cache) + len(todo) > _CACHE_LIMIT:
+            cache.clear()
+            self._raw.clear()
+            todo = set(words)
+        for w in todo.intersection(self._special_ids):
+            cache[w] = (self._special_ids[w],)
+            todo.discard(w)
+        todo = list(todo)
+        sym, wstart = self._initial_symbols(todo)
+        from .kernels import encode_words
+
+        table, keys, new = self._merge_table()
+        ids, ostart = encode_words(sym, wstart, table, keys, new)
+        ids = ids.tolist()
+        ostart = ostart.tolist()
+        if self.byte_level:
+            for k, w in enumerate(todo):
+                cache[w] = tuple(ids[ostart[k]:ostart[k + 1]])
+            return
+        raw = self._raw
+        v = len(self._tokens)
+        unk, unk_end = self._ids[UNK], self._ids[UNK + EOW]
+        for k, w in enumerate(todo):
+            r = tuple(ids[ostart[k]:ostart[k + 1]])
+            raw[w] = r
+            if max(r) >= v:
+                r = tuple(i if i < v else unk_end if self._symbol(i).endswith(EOW) else unk for i in r)
+            cache[w] = r
+
+    def _initial_symbols(self, words: list[str]):
+        """Words → flat int32 symbol ids + int64 word starts. Byte-level: bytes missing from a
+        foreign vocabulary are dropped, as HF does without an unk token."""
+        if self.byte_level:
+            lut = self.__dict__.get("_byte_lut")
+            if lut is None:
+                lut = np.array([self._ids.get(c, -1) for c in bytes_to_unicode()], np.int32)
+                self._byte_lut = lut
+            raw = [word_bytes(w) for w in words]
+            sym = lut[np.frombuffer(b"".join(raw), np.uint8)]
+            wstart = np.zeros(len(raw) + 1, np.int64)
+            np.cumsum(np.fromiter(map(len, raw), np.int64, len(raw)), out=wstart[1:])
+            if (sym < 0).any():
+                keep = sym >= 0
+                wstart = np.concatenate([[0], np.cumsum(keep)])[wstart]
+                sym = sym[keep]
+            return sym, wstart
+        sym = []
+        wstart = [0]
+        for w in words:
+            sym.extend(self._symbol_id(c) for c in w[:-1])
+            sym.append(self._symbol_id(w[-1] + EOW))
+            wstart.append(len(sym))
+        return np.array(sym, np.int32), np.array(wstart, np.int64)
+
+    def _symbol_id(self, s: str) -> int:
+        i = self._ids.get(s)
+        if i is None:
+            i = self._ext.setdefault(s, len(self._tokens) + len(self._ext))
+        return i
+
+    def _symbol(self, i: int) -> str:
+        if i < len(self._tokens):
+            return self._tokens[i]
+        if len(self._ext) != len(self.__dict__.get("_ext_r", ())):
+            self._ext_r = {v: k for k, v in self._ext.items()}
+        return self._ext_r[i]
+
+    def _merge_table(self):
+        if self._table is None:
+            from .kernels import merge_table
+
+            m = np.array(self._merges, np.int32).reshape(-1, 2)
+            left, right = m[:, 0].copy(), m[:, 1].copy()
+            new = np.array([self._ids[self._tokens[a] + self._tokens[b]] for a, b in self._merges],
+                           np.int32)
+            table, keys = merge_table(left, right, new)
+            self._table = (table, keys, new)
+        return self._table
+
+    # ---- decoding -----------------------------------------------------------------------------
+
+    def decode_bytes(self, ids) -> bytes:
+        """Byte-level: the exact bytes the ids stand for."""
+        if not self.byte_level:
+            return self.decode(ids).encode("utf-8", "surrogateescape")
+        table = self.__dict__.get("_id_bytes")
+        if table is None:
+            table = []
+            for t in self._tokens:
+                b = None if t in self._special_ids else from_symbols(t)
+                table.append(b if b is not None else t.encode("utf-8", "surrogatepass"))
+            self._id_bytes = table
+        self._check_ids(ids)
+        return b"".join(map(table.__getitem__, ids))
+
+    def decode(self, ids, errors: str = "replace") -> str:
+        """Text of the ids. Byte-level bytes that are not valid UTF-8 follow ``errors``."""
+        if self.byte_level:
+            return self.decode_bytes(ids).decode("utf-8", errors)
+        self._check_ids(ids)
+        out = []
+        for i in ids:
+            s = self._tokens[i]
+            if s in self._special_ids:
+                out.append(s + " ")
+            elif s.endswith(EOW):
+                out.append("\ufffd " if s == UNK + EOW else s[:-len(EOW)] + " ")
+            else:
+                out.append("\ufffd" if s == UNK else s)
+        text = "".join(out)
+        return text[:-1] if text.endswith(" ") else text
+
+    def _check_ids(self, ids) -> None:
+        if len(ids) and (min(ids) < 0 or max(ids) >= len(self._tokens)):
+            bad = next(i for i in ids if not 0 <= i < len(self._tokens))
+            raise UsageError(f"id {bad} is not in the vocabulary (0..{len(self._tokens) - 1})")
+
+    def __repr__(self) -> str:
+        mode = "byte-level" if self.byte_level else "word"
+        return f"BPETokenizer({mode}, vocab_size={self.vocab_size}, merges={len(self._merges)})"
+
+
+def _encode_chunk(tok: BPETokenizer, lines: list[str]):
+    return tok._encode_flat(lines)
+
+
+def _warm_up() -> None:
+    from .kernels import warm_up
+
+    warm_up()

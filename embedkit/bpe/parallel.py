@@ -1,0 +1,59 @@
+"""A forked process pool for the BPE hot paths that are pure Python + regex (counting, encoding).
+
+Threads do not help there (the GIL), so work goes to forked processes. Workers inherit ``state``
+(e.g. a tokenizer with its merge table) through fork instead of pickling it per task. Library
+errors do not pickle (their constructors take several arguments), so they travel back as data
+and are raised again, unchanged, in the parent.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Iterator
+
+from ..errors import EmbedkitError
+
+_STATE: Any = None
+
+
+class _Raised:
+    def __init__(self, e: EmbedkitError):
+        self.cls, self.attrs, self.message = type(e), dict(e.__dict__), str(e)
+
+    def reraise(self):
+        e = self.cls.__new__(self.cls)
+        Exception.__init__(e, self.message)
+        e.__dict__.update(self.attrs)
+        raise e
+
+
+def _call(item):
+    func, task = item
+    try:
+        return func(_STATE, task)
+    except EmbedkitError as e:
+        return _Raised(e)
+
+
+def fork_map(func: Callable[[Any, Any], Any], tasks: Iterable, threads: int, state: Any = None,
+             ordered: bool = True) -> Iterator:
+    """Yield ``func(state, task)`` for each task, in ``threads`` forked processes when > 1.
+
+    ``func`` must be a module-level function. ``tasks`` is consumed lazily (bounded memory).
+    """
+    global _STATE
+    if threads <= 1:
+        for task in tasks:
+            yield func(state, task)
+        return
+    import multiprocessing
+
+    _STATE = state
+    try:
+        with multiprocessing.get_context("fork").Pool(threads) as pool:
+            items = ((func, task) for task in tasks)
+            results = pool.imap(_call, items) if ordered else pool.imap_unordered(_call, items)
+            for r in results:
+                if isinstance(r, _Raised):
+                    r.reraise()
+                yield r
+    finally:
+        _STATE = None

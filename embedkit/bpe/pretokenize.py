@@ -1,0 +1,80 @@
+"""Pre-tokenization: how text is cut into words before BPE, and GPT-2's byte ↔ symbol alphabet.
+
+Byte-level mode uses GPT-2's regex, so a word never spans two pre-tokens and every byte has a
+printable stand-in symbol (space → ``Ġ``, ``\\n`` → ``Ċ``), which is what ``vocab.json`` and
+``merges.txt`` hold. Word mode splits on whitespace, as subword-nmt does.
+"""
+from __future__ import annotations
+
+import functools
+
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+# The same split for a block of many lines: whitespace runs stop after each "\n", so a block
+# yields exactly the words its lines would yield one by one (HF tokenizers trains line by line,
+# line ending included). Only the two whitespace alternatives can cross a line ending.
+GPT2_BLOCK_PATTERN = GPT2_PATTERN[:GPT2_PATTERN.index(r"|\s+(?!\S)")] + \
+    r"|[^\S\n]*\n|[^\S\n]+(?!\S)|[^\S\n]+"
+
+# The same split for many texts joined by NUL: NUL is a token of its own that every other
+# alternative stops at, so one regex call over a batch yields each text's words, NUL between
+# texts — about twice as fast as one call per line. (Only for texts without NUL.)
+LINE_SEP = "\x00"
+GPT2_JOINED_PATTERN = r"""\x00| ?\p{L}+| ?\p{N}+|'(?:s|t|re|ve|m|ll|d)| ?[^\s\p{L}\p{N}\x00]+""" \
+    r"""|\s+(?![^\s\x00])|\s+"""
+
+WHITESPACE = "whitespace"
+
+
+@functools.lru_cache(maxsize=None)
+def compiled(pattern: str):
+    import regex
+
+    return regex.compile(pattern)
+
+
+@functools.lru_cache(maxsize=1)
+def bytes_to_unicode() -> tuple[str, ...]:
+    """GPT-2's map from each byte to a printable character (``encoder.py::bytes_to_unicode``)."""
+    bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    table = dict(zip(bs, cs))
+    return tuple(chr(table[b]) for b in range(256))
+
+
+@functools.lru_cache(maxsize=1)
+def unicode_to_bytes() -> dict[str, int]:
+    return {c: b for b, c in enumerate(bytes_to_unicode())}
+
+
+def byte_alphabet() -> list[str]:
+    """The 256 byte symbols in code-point order: the order HF's trainer gives them ids."""
+    return sorted(bytes_to_unicode())
+
+
+def to_symbols(raw: bytes) -> str:
+    """Bytes → the string of their byte-level symbols (``b' a'`` → ``'Ġa'``)."""
+    table = bytes_to_unicode()
+    return "".join(table[b] for b in raw)
+
+
+def from_symbols(text: str) -> bytes | None:
+    """The inverse of :func:`to_symbols`; None when ``text`` has a character outside the alphabet."""
+    table = unicode_to_bytes()
+    try:
+        return bytes(table[c] for c in text)
+    except KeyError:
+        return None
+
+
+def split_words(text: str, pattern: str) -> list[str]:
+    """Pre-tokenize ``text``: GPT-2 regex matches, or whitespace-separated words."""
+    if pattern == WHITESPACE:
+        return text.split()
+    return compiled(pattern).findall(text)

@@ -1,0 +1,118 @@
+"""Learn BPE merges from word counts: build the initial alphabet and symbol arrays, run the kernel.
+
+Token ids follow HF tokenizers' ``BpeTrainer``: special tokens first, then the alphabet sorted by
+code point (byte-level: all 256 byte symbols, so every input is encodable), then one id per new
+merge result in the order learned. Because the kernel breaks count ties by the smallest pair of
+these ids, embedkit learns the same merges as HF from the same counts.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from ..errors import UsageError
+from .pretokenize import bytes_to_unicode, byte_alphabet
+
+EOW = "</w>"
+UNK = "<unk>"
+
+
+def word_bytes(word: str) -> bytes:
+    """UTF-8 bytes of a word; invalid input bytes kept by ``surrogateescape`` come back exactly."""
+    try:
+        return word.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return word.encode("utf-8", "surrogatepass")
+
+
+class _Vocab:
+    """Token strings in id order, first occurrence wins (a special token may equal a symbol)."""
+
+    def __init__(self):
+        self.tokens: list[str] = []
+        self.ids: dict[str, int] = {}
+
+    def add(self, token: str) -> int:
+        if token not in self.ids:
+            self.ids[token] = len(self.tokens)
+            self.tokens.append(token)
+        return self.ids[token]
+
+
+def base_vocab(byte_level: bool, special_tokens, words=()) -> _Vocab:
+    """Special tokens, then the alphabet. Word mode: ``<unk>``, ``<unk></w>``, every character
+    seen, then every character seen at the end of a word with the ``</w>`` marker."""
+    v = _Vocab()
+    for t in special_tokens:
+        v.add(t)
+    if byte_level:
+        for s in byte_alphabet():
+            v.add(s)
+        return v
+    v.add(UNK)
+    v.add(UNK + EOW)
+    chars = set()
+    final = set()
+    for w in words:
+        chars.update(w)
+        final.add(w[-1])
+    for c in sorted(chars):
+        v.add(c)
+    for c in sorted(final):
+        v.add(c + EOW)
+    return v
+
+
+def _symbols(words: list[str], vocab: _Vocab, byte_level: bool):
+    """Flat int32 symbol ids of all words and the int64 start offsets (length len(words)+1)."""
+    if byte_level:
+        raw = [word_bytes(w) for w in words]
+        lut = np.array([vocab.ids[c] for c in bytes_to_unicode()], np.int32)
+        sym = lut[np.frombuffer(b"".join(raw), np.uint8)]
+        lengths = np.fromiter(map(len, raw), np.int64, len(raw))
+    else:
+        sym = np.fromiter((vocab.ids[c] for w in words for c in w), np.int32)
+        lengths = np.fromiter(map(len, words), np.int64, len(words))
+    wstart = np.zeros(len(words) + 1, np.int64)
+    np.cumsum(lengths, out=wstart[1:])
+    if not byte_level:
+        ends = wstart[1:] - 1
+        sym[ends] = [vocab.ids[w[-1] + EOW] for w in words]
+    return sym, wstart
+
+
+def learn(counts: Counter, vocab_size: int, *, min_frequency: int = 2, byte_level: bool = True,
+          special_tokens=()) -> tuple[list[str], list[tuple[int, int]]]:
+    """Return (tokens in id order, merges as (left id, right id) pairs in rank order)."""
+    from .kernels import learn_merges
+
+    words = list(counts)
+    vocab = base_vocab(byte_level, special_tokens, () if byte_level else words)
+    if vocab_size < len(vocab.tokens):
+        what = "256 byte symbols" if byte_level else "characters of the corpus"
+        raise UsageError(f"vocab size {vocab_size} is smaller than the base alphabet "
+                         f"({len(vocab.tokens)}: special tokens + {what})")
+    sym, wstart = _symbols(words, vocab, byte_level)
+    wcount = np.fromiter(counts.values(), np.int64, len(words))
+    text = [t.encode("utf-8", "surrogatepass") for t in vocab.tokens]
+    tok_off = np.zeros(len(text) + 1, np.int64)
+    np.cumsum([len(t) for t in text], out=tok_off[1:])
+    tok_buf = np.frombuffer(b"".join(text) or b"\0", np.uint8).copy()
+    left, right, new = learn_merges(sym, wstart, wcount, tok_buf, tok_off, len(vocab.tokens),
+                                    vocab_size, max(min_frequency, 1))
+    tokens = vocab.tokens
+    merges = []
+    for a, b, n in zip(left.tolist(), right.tolist(), new.tolist()):
+        if n == len(tokens):
+            tokens.append(tokens[a] + tokens[b])
+        merges.append((a, b))
+    return tokens, dedupe_merges(merges)
+
+
+def dedupe_merges(merges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Keep the last rank of a pair merged twice (HF keeps a pair's last rank, one line per pair)."""
+    last = {m: r for r, m in enumerate(merges)}
+    if len(last) == len(merges):
+        return merges
+    return [m for r, m in enumerate(merges) if last[m] == r]

@@ -1,0 +1,60 @@
+"""BPE subwords (``--subwords bpe``): a word's subword rows are its BPE pieces.
+
+How a word is split: as it appears in running text. A byte-level (GPT-2 style) tokenizer sees
+almost every word after a space, so its merges build pieces such as ``Ġcat``; we therefore encode
+``" " + word`` (with the leading space) — encoding the bare word would mostly produce the rarer
+word-initial pieces learned from line starts. A word-mode (subword-nmt style) tokenizer has no
+notion of the space and encodes the bare word. Piece ids are row indices in the subword table,
+which has ``vocab_size`` rows. The tokenizer's own files travel inside the model's metadata, so a
+saved ``.ekv`` needs nothing else to build vectors for unseen words.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+class BpePieces:
+    kind = "bpe"
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.leading_space = bool(tokenizer.byte_level)
+
+    @classmethod
+    def load(cls, tokdir: str | os.PathLike) -> "BpePieces":
+        from ..bpe.model import BPETokenizer
+
+        return cls(BPETokenizer.load(tokdir))
+
+    @property
+    def size(self) -> int:
+        """Rows in the subword table: one per token of the BPE vocabulary."""
+        return self.tokenizer.vocab_size
+
+    def _text(self, word: str) -> str:
+        return " " + word if self.leading_space else word
+
+    def rows_many(self, words: list[str]) -> list[np.ndarray]:
+        """Piece ids of many words in one batch (what training uses)."""
+        out = []
+        for ids in self.tokenizer.encode_batch([self._text(w) for w in words]):
+            a = np.asarray(ids, dtype=np.int64)
+            out.append(a[(a >= 0) & (a < self.size)])
+        return out
+
+    def rows(self, word: str) -> np.ndarray:
+        return self.rows_many([word])[0]
+
+    def to_meta(self) -> dict:
+        return {"kind": self.kind, "leading_space": self.leading_space,
+                "files": self.tokenizer.to_files()}
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "BpePieces":
+        from ..bpe.model import BPETokenizer
+
+        scheme = cls(BPETokenizer.from_files(meta["files"], "model subwords"))
+        scheme.leading_space = bool(meta.get("leading_space", scheme.leading_space))
+        return scheme

@@ -1,0 +1,216 @@
+"""Train word vectors: read the corpus once, then run CBOW / skip-gram epochs in Numba threads.
+
+Python owns the plan (options, vocabulary, subword tables, the learning-rate schedule, progress and
+Ctrl-C); ``kernels.train_chunk`` does the work on sentence-aligned chunks of the id file. Threads
+are plain Python threads calling a ``nogil`` kernel (hogwild: they share the matrices without
+locks); each has its own RNG stream. With one thread the chunks run in file order, so a fixed seed
+gives bit-identical vectors.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from ..errors import TrainingError
+from ..progress import bar
+from ..subwords import EOS
+from . import kernels as K
+from .args import TrainOptions, check_memory
+from .vocab import Vocab, build_vocab, keep_thresholds, spool_corpus, negative_table
+
+
+@dataclass
+class TrainedModel:
+    """Everything training produced; ``vectors`` are what ``.vec`` holds (bag means with subwords)."""
+
+    words: list[str]
+    vectors: np.ndarray  # [V, D] float32
+    counts: np.ndarray  # [V] int64
+    input: np.ndarray  # [V, D] the words' own input rows
+    output: np.ndarray  # [V, D] negative-sampling output rows
+    subword_rows: np.ndarray | None  # [B, D] n-gram buckets / BPE pieces, None without subwords
+    scheme: Any  # CharNgrams, BpePieces or None
+    settings: dict
+
+
+def train(corpus, *, model: str = "cbow", dim: int = 100, window: int = 5, negative: int = 5,
+          epochs: int = 5, min_count: int = 5, max_vocab: int | None = None, sample: float = 1e-4,
+          lr: float = 0.05, threads: int = 1, seed: int = 0, subwords: str = "none", minn: int = 3,
+          maxn: int = 6, buckets: int = 2_000_000, tokenizer=None, lowercase: bool = False,
+          quiet: bool = True):
+    """Train word vectors on ``corpus`` (paths, ``'-'`` for stdin, or an iterable of str lines).
+
+    Returns an ``embedkit.Vectors`` (``.save_native(path)``, ``.save_vec(path)``, queries).
+    """
+    opts = TrainOptions(model, dim, window, negative, epochs, min_count, max_vocab, sample, lr,
+                        threads, seed, subwords, minn, maxn, buckets,
+                        None if tokenizer is None else os.fspath(tokenizer), lowercase)
+    result = fit(corpus, opts, quiet=quiet)
+    return as_vectors(result)
+
+
+def as_vectors(m: TrainedModel):
+    """The public model object (``embedkit.Vectors``), which also saves .ekv and .vec."""
+    from ..vectors.model import Vectors
+
+    return Vectors.from_arrays(m.words, m.vectors, counts=m.counts, scheme=m.scheme,
+                               subword_rows=m.subword_rows, input=m.input, output=m.output,
+                               settings=m.settings)
+
+
+def make_scheme(opts: TrainOptions):
+    if opts.subwords == "char":
+        from ..subwords import CharNgrams
+
+        return CharNgrams(opts.minn, opts.maxn, opts.buckets)
+    if opts.subwords == "bpe":
+        from .bpe_subwords import BpePieces
+
+        return BpePieces.load(opts.tokenizer)
+    return None
+
+
+def subword_table(scheme, words: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
+    """CSR bags: word w's input rows are ``ids[ptr[w]:ptr[w+1]]`` (its own row first); + #subword rows."""
+    nw = len(words)
+    if scheme is None:
+        return np.arange(nw + 1, dtype=np.int64), np.arange(nw, dtype=np.int32), 0
+    if scheme.kind == "char":
+        # fastText gives its EOS token no n-grams; so does embedkit.subwords (the reference).
+        enc = [b"" if w == EOS else ("<" + w + ">").encode("utf-8", "surrogateescape") for w in words]
+        offsets = np.zeros(nw + 1, np.int64)
+        np.cumsum([len(e) for e in enc], out=offsets[1:])
+        data = np.frombuffer(b"".join(enc), dtype=np.uint8)
+        ptr, ids = K.fnv1a_ngram_rows(data, offsets, scheme.minn, scheme.maxn, scheme.buckets, nw)
+        return ptr, ids, scheme.buckets
+    rows = scheme.rows_many(words)
+    ptr = np.zeros(nw + 1, np.int64)
+    np.cumsum([len(r) + 1 for r in rows], out=ptr[1:])
+    ids = np.empty(ptr[-1], np.int32)
+    for w, r in enumerate(rows):
+        ids[ptr[w]] = w
+        ids[ptr[w] + 1:ptr[w + 1]] = nw + r
+    return ptr, ids, scheme.size
+
+
+def _corpus_name(corpus) -> str:
+    if isinstance(corpus, (str, os.PathLike)):
+        return os.fspath(corpus)
+    if isinstance(corpus, (list, tuple)) and len(corpus) == 1 and isinstance(corpus[0], (str, os.PathLike)):
+        return os.fspath(corpus[0])
+    return "corpus"
+
+
+def _input_size(corpus) -> int | None:
+    paths = corpus if isinstance(corpus, (list, tuple)) else [corpus]
+    try:
+        return sum(os.path.getsize(p) for p in paths)
+    except (OSError, TypeError):
+        return None
+
+
+def fit(corpus: Iterable, opts: TrainOptions, quiet: bool = True) -> TrainedModel:
+    """Train and return every array; the public ``train()`` and the CLI both call this."""
+    opts.validate()
+    scheme = make_scheme(opts)
+    with tempfile.TemporaryDirectory(prefix="embedkit-train-") as tmp:
+        with bar(_input_size(corpus), desc="reading", unit="B", quiet=quiet) as b:
+            sp = spool_corpus(corpus, Path(tmp), opts.lowercase, bar=b)
+        vocab = build_vocab(sp, opts.min_count, opts.max_vocab, _corpus_name(corpus))
+        nw = len(vocab.words)
+        ptr, sub, nsub = subword_table(scheme, vocab.words)
+        check_memory(nw + nsub, opts.dim, nw)
+        win = np.empty((nw + nsub, opts.dim), np.float32)
+        K.fill_uniform(win, opts.seed, 0, 1.0 / opts.dim)  # fastText and gensim 4: U(±1/dim)
+        wout = np.zeros((nw, opts.dim), np.float32)
+        _run_epochs(sp, vocab, ptr, sub, win, wout, opts, quiet)
+    if not np.isfinite(win).all() or not np.isfinite(wout).all():
+        raise TrainingError(_diverged_message(opts))
+    if scheme is None:
+        vectors = win[:nw]
+    else:
+        vectors = np.empty((nw, opts.dim), np.float32)
+        K.bag_means(win, ptr, sub, vectors)
+    settings = dict(opts.settings(), tokens=sp.tokens, train_words=vocab.train_words,
+                    vocab_size=nw)
+    return TrainedModel(vocab.words, vectors, vocab.counts, win[:nw], wout,
+                        win[nw:] if scheme is not None else None, scheme, settings)
+
+
+def _diverged_message(opts: TrainOptions, where: str = "") -> str:
+    return (f"training diverged (NaN/inf in the vectors{where}) with --lr {opts.lr:g}; "
+            f"try a smaller --lr, e.g. {opts.lr / 4:g}")
+
+
+def _run_epochs(sp, vocab: Vocab, ptr, sub, win, wout, opts: TrainOptions, quiet: bool) -> None:
+    T = opts.threads
+    nchunks = len(sp.chunks) - 1
+    jobs = opts.epochs * nchunks
+    total = float(opts.epochs) * vocab.train_words
+    keep = keep_thresholds(vocab.counts, opts.sample, vocab.train_words)
+    negtab = negative_table(vocab.counts)
+    sig, logsig = K.sigmoid_tables()
+    progress = np.zeros(T, np.int64)
+    losses = np.zeros((T, 2), np.float64)
+    stop = np.zeros(1, np.int32)
+    rng = np.array([K.seed_state(opts.seed, t + 1) for t in range(T)], dtype=np.uint64)
+    state = {"next": 0, "status": K.OK, "error": None}
+    lock = threading.Lock()
+
+    def worker(tid: int) -> None:
+        fd = os.open(sp.path, os.O_RDONLY)
+        try:
+            while not stop[0]:
+                with lock:
+                    j = state["next"]
+                    state["next"] += 1
+                if j >= jobs:
+                    return
+                tokens = sp.read_chunk(fd, j % nchunks)
+                st = K.train_chunk(tokens, vocab.remap, keep, ptr, sub, win, wout, negtab, sig,
+                                   logsig, opts.model == "skipgram", opts.window, opts.negative,
+                                   opts.lr, total, progress, tid, rng, losses, stop)
+                if st == K.DIVERGED:
+                    state["status"] = st
+                    stop[0] = 1
+        except BaseException as e:  # surfaced in the main thread
+            state["error"] = e
+            stop[0] = 1
+        finally:
+            os.close(fd)
+
+    workers = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(T)]
+    start = time.perf_counter()
+    with bar(total, desc=f"training {opts.model}", unit="w", quiet=quiet) as b:
+        for w in workers:
+            w.start()
+        try:
+            shown, last_loss = 0, np.zeros(2)
+            while any(w.is_alive() for w in workers):
+                workers[0].join(0.25) if workers[0].is_alive() else time.sleep(0.25)
+                done = int(progress.sum())
+                b.update(done - shown)
+                shown = done
+                tot = losses.sum(axis=0)
+                d = tot - last_loss
+                last_loss = tot
+                elapsed = time.perf_counter() - start
+                b.set_postfix_str(f"loss={d[0] / max(d[1], 1):.4f} lr={opts.lr * max(1 - done / total, 1e-4):.5f} "
+                                  f"w/s/thread={done / max(elapsed, 1e-9) / T:,.0f}", refresh=False)
+        except BaseException:
+            stop[0] = 1
+            for w in workers:
+                w.join()
+            raise
+    if state["error"] is not None:
+        raise state["error"]
+    if state["status"] == K.DIVERGED:
+        done = progress.sum() / max(total, 1)
+        raise TrainingError(_diverged_message(opts, f" after {100 * done:.0f}% of training"))

@@ -1,0 +1,199 @@
+"""Read the corpus once: count words and spool their ids to a temp file; then pick the vocabulary.
+
+The single pass assigns *provisional* ids in first-seen order (the final, count-sorted vocabulary
+is only known at the end) and writes them as int32, with -1 ending each line, to ``ids.i32`` in a
+temp folder. Training later maps provisional → vocabulary ids through a small ``remap`` array, so
+the id file is never rewritten and memory stays bounded by the number of distinct words. The file
+is cut into sentence-aligned chunks of about ``CHUNK_TOKENS`` ids, which threads read one at a time.
+
+Tokens are whitespace-separated (``str.split()``; CRLF and a BOM are handled by the reader); the
+kernel cuts a sentence longer than ``MAX_SENT`` kept tokens into several, as gensim does.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from ..corpus import check_no_nul, decode, iter_blocks
+from ..errors import InputError, UsageError
+
+CHUNK_TOKENS = 1 << 17
+_LINE_BATCH = 20_000
+_EOL = "\0"
+_EOL_SEP = " \0 "
+
+
+@dataclass
+class SpooledCorpus:
+    """The corpus as provisional ids on disk plus the counts of every distinct word."""
+
+    path: Path
+    words: list[str] = field(default_factory=list)  # provisional id -> word
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # provisional id -> count
+    chunks: list[int] = field(default_factory=lambda: [0])  # sentence-aligned offsets into the file
+    tokens: int = 0
+
+    def add_counts(self, c: np.ndarray) -> None:
+        if len(c) > len(self.counts):
+            self.counts = np.concatenate([self.counts, np.zeros(max(len(c), 2 * len(self.counts))
+                                                                - len(self.counts), np.int64)])
+        self.counts[:len(c)] += c
+
+    def read_chunk(self, fd: int, k: int) -> np.ndarray:
+        a, b = self.chunks[k], self.chunks[k + 1]
+        buf = os.pread(fd, (b - a) * 4, a * 4)
+        return np.frombuffer(buf, dtype=np.int32)
+
+
+@dataclass
+class Vocab:
+    words: list[str]  # by descending count (ties: first seen first)
+    counts: np.ndarray  # int64
+    remap: np.ndarray  # int32, provisional id -> vocabulary id or -1
+    train_words: int  # corpus tokens that are in the vocabulary
+
+
+class _Spooler:
+    """Turns text into provisional ids: a NUL (never in a corpus, see ``check_no_nul``) marks
+    line ends so one ``str.split()`` per block tokenizes it and keeps the sentence boundaries."""
+
+    def __init__(self, out: SpooledCorpus, f, lowercase: bool):
+        self.out, self.f, self.lowercase = out, f, lowercase
+        self.index: dict[str, int] = {_EOL: 0}  # provisional id + 1; 0 = end of line
+        self.written = 0
+        self.pending = 0  # ids written since the last chunk boundary
+
+    def add_text(self, text: str) -> None:
+        """Add whole lines (the last one need not end with a newline)."""
+        if self.lowercase:
+            text = text.lower()
+        toks = text.replace("\n", _EOL_SEP).split()
+        toks.append(_EOL)
+        index, words = self.index, self.out.words
+        for w in dict.fromkeys(toks):  # first-seen order, so ties sort the same in every run
+            if w not in index:
+                index[w] = len(index)
+                words.append(w)
+        ids = np.fromiter(map(index.__getitem__, toks), dtype=np.int32, count=len(toks))
+        ids -= 1
+        self.out.add_counts(np.bincount(ids + 1, minlength=len(index))[1:])
+        ends = np.flatnonzero(ids < 0) + 1
+        self.out.tokens += len(ids) - len(ends)
+        self._write(ids, ends)
+
+    def _write(self, arr: np.ndarray, sentence_ends: np.ndarray) -> None:
+        self.f.write(arr.tobytes())
+        base = self.written
+        # New chunk boundaries at the first sentence end past each CHUNK_TOKENS mark.
+        marks = np.arange(CHUNK_TOKENS - self.pending, len(arr), CHUNK_TOKENS)
+        if len(marks):
+            cut = np.unique(sentence_ends[np.minimum(np.searchsorted(sentence_ends, marks),
+                                                     len(sentence_ends) - 1)])
+            self.out.chunks.extend((base + cut).tolist())
+            self.pending = len(arr) - int(cut[-1])
+        else:
+            self.pending += len(arr)
+        self.written += len(arr)
+
+    def finish(self) -> None:
+        if self.out.chunks[-1] != self.written:
+            self.out.chunks.append(self.written)
+
+
+def spool_corpus(corpus: Iterable, folder: Path, lowercase: bool = False, bar=None) -> SpooledCorpus:
+    """Stream ``corpus`` (paths, ``-`` for stdin, or an iterable of str lines) into ``folder/ids.i32``."""
+    out = SpooledCorpus(folder / "ids.i32")
+    with open(out.path, "wb") as f:
+        sp = _Spooler(out, f, lowercase)
+        paths = _as_paths(corpus)
+        if paths is not None:
+            for path in paths:
+                _spool_file(sp, path, bar)
+        else:
+            batch: list[str] = []
+            for n, line in enumerate(corpus, 1):
+                if not isinstance(line, str):
+                    raise UsageError(f"corpus line {n}: expected str, got {type(line).__name__}")
+                if "\0" in line:
+                    raise InputError("corpus", "NUL byte: this looks like binary data, not text", n)
+                batch.append(line)
+                if len(batch) >= _LINE_BATCH:
+                    sp.add_text("\n".join(batch))
+                    batch = []
+            if batch:
+                sp.add_text("\n".join(batch))
+        sp.finish()
+    return out
+
+
+def _as_paths(corpus) -> list | None:
+    """A path, or a list/tuple of paths ('-' = stdin), else None (an iterable of text lines).
+
+    A list of str counts as paths when one of them exists or is '-', or when none contains
+    whitespace (so a mistyped file name is reported as missing rather than trained on as text).
+    """
+    if isinstance(corpus, (str, os.PathLike)):
+        return [corpus]
+    if not isinstance(corpus, (list, tuple)) or not corpus:
+        return None
+    if not all(isinstance(p, (str, os.PathLike)) for p in corpus):
+        return None
+    if any(not isinstance(p, str) or p == "-" or os.path.exists(p) for p in corpus):
+        return list(corpus)
+    if not any(any(ch.isspace() for ch in p) for p in corpus):
+        return list(corpus)
+    return None
+
+
+def _spool_file(sp: _Spooler, path, bar) -> None:
+    for block in iter_blocks(path):
+        check_no_nul(block)
+        sp.add_text(decode(block))
+        if bar is not None:
+            bar.update(len(block.data))
+
+
+def build_vocab(sp: SpooledCorpus, min_count: int, max_vocab: int | None, where: str) -> Vocab:
+    """Keep words with count >= min_count, the ``max_vocab`` most frequent, sorted by count."""
+    counts = sp.counts[:len(sp.words)]
+    if sp.tokens == 0:
+        raise InputError(where, "the corpus is empty (no words)")
+    kept = np.flatnonzero(counts >= min_count)
+    if len(kept) == 0:
+        raise InputError(where, f"no word occurs at least --min-count {min_count} times "
+                                f"(the most frequent occurs {int(counts.max())} times)")
+    order = kept[np.argsort(-counts[kept], kind="stable")]
+    if max_vocab is not None:
+        order = order[:max_vocab]
+    from .kernels import remap_ids
+
+    remap = remap_ids(order.astype(np.int64), len(counts))
+    vc = counts[order]
+    return Vocab([sp.words[i] for i in order.tolist()], vc, remap, int(vc.sum()))
+
+
+def keep_thresholds(counts: np.ndarray, sample: float, train_words: int) -> np.ndarray:
+    """word2vec's subsampling: keep a word with p = (sqrt(f/(t·N)) + 1)·(t·N)/f, as a 2**32 threshold."""
+    if sample <= 0:
+        return np.full(len(counts), 1 << 32, np.int64)
+    tn = sample * train_words
+    f = counts.astype(np.float64)
+    p = (np.sqrt(f / tn) + 1.0) * tn / f
+    return np.minimum(np.floor(p * 4294967296.0), 4294967296.0).astype(np.int64)
+
+
+def negative_table(counts: np.ndarray, power: float = 0.75) -> np.ndarray:
+    """Walker alias table for sampling word w with probability proportional to count**power.
+
+    Exact (unlike word2vec's 1e8-slot table) and only 8 bytes a word, so it stays in cache: entry
+    i packs ``alias << 32 | threshold``; a draw picks a uniform i and keeps it if a 32-bit coin is
+    <= threshold, else takes the alias (see ``kernels._negative``).
+    """
+    from .kernels import alias_table
+
+    p = counts.astype(np.float64) ** power
+    return alias_table(p / p.sum())

@@ -1,0 +1,173 @@
+"""The BPE kernels against slow, obvious Python references, and exact merges on tiny corpora."""
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from embedkit.bpe.kernels import encode_words, merge_table
+from embedkit.bpe.pretokenize import (GPT2_BLOCK_PATTERN, GPT2_JOINED_PATTERN, GPT2_PATTERN,
+                                      split_words)
+from embedkit.bpe.trainer import learn
+
+
+def reference_learn(counts: dict[str, int], vocab_size: int, min_frequency: int, alphabet: list[str]):
+    """Recount every pair after every merge; best = highest count, then smallest (left, right) ids."""
+    tokens = list(alphabet)
+    ids = {t: i for i, t in enumerate(tokens)}
+    words = {w: [ids[c] for c in w] for w in counts}
+    merges = []
+    while len(tokens) < vocab_size:
+        pairs = Counter()
+        for w, syms in words.items():
+            for a, b in zip(syms, syms[1:]):
+                pairs[a, b] += counts[w]
+        if not pairs:
+            break
+        (a, b), c = min(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
+        if c < min_frequency:
+            break
+        s = tokens[a] + tokens[b]
+        if s not in ids:
+            ids[s] = len(tokens)
+            tokens.append(s)
+        merges.append((a, b))
+        for w, syms in words.items():
+            out, i = [], 0
+            while i < len(syms):
+                if i + 1 < len(syms) and syms[i] == a and syms[i + 1] == b:
+                    out.append(ids[s])
+                    i += 2
+                else:
+                    out.append(syms[i])
+                    i += 1
+            words[w] = out
+    return tokens, merges
+
+
+def reference_encode(word: list[int], ranks: dict[tuple[int, int], int], new: dict) -> list[int]:
+    """GPT-2's ``bpe()``: merge the lowest-ranked adjacent pair everywhere, left to right, repeat."""
+    word = list(word)
+    while len(word) > 1:
+        pairs = [(ranks.get(p, 1 << 60), p) for p in zip(word, word[1:])]
+        r, (a, b) = min(pairs)
+        if r == 1 << 60:
+            break
+        out, i = [], 0
+        while i < len(word):
+            if i + 1 < len(word) and word[i] == a and word[i + 1] == b:
+                out.append(new[a, b])
+                i += 2
+            else:
+                out.append(word[i])
+                i += 1
+        word = out
+    return word
+
+
+def _byte_level_words(counts):
+    from embedkit.bpe.pretokenize import to_symbols
+
+    return Counter({to_symbols(w.encode()): c for w, c in counts.items()})
+
+
+def test_hand_checked_merges():
+    # words: "ab" x1, " ab" x2, "abc" x1 → (a,b)=4 first, then (Ġ,ab)=2; (ab,c)=1 < min_frequency
+    counts = Counter(split_words("ab ab ab\nabc", GPT2_BLOCK_PATTERN))
+    assert counts == {"ab": 1, " ab": 2, "\n": 1, "abc": 1}
+    tokens, merges = learn(counts, 300)
+    assert [(tokens[a], tokens[b]) for a, b in merges] == [("a", "b"), ("Ġ", "ab")]
+    assert tokens[256:] == ["ab", "Ġab"] and len(tokens) == 258
+
+
+def test_ties_go_to_the_smallest_pair_of_ids():
+    # every pair occurs once; letters have smaller ids than Ġ (code point order)
+    tokens, merges = learn(Counter({"xy": 1, " zw": 1}), 300, min_frequency=1)
+    assert [(tokens[a], tokens[b]) for a, b in merges] == [("x", "y"), ("z", "w"), ("Ġ", "zw")]
+
+
+def test_vocab_size_stops_learning_and_specials_come_first():
+    tokens, merges = learn(Counter({"aaaa": 5, "abab": 3}), 258, special_tokens=["<s>"])
+    assert tokens[0] == "<s>" and len(tokens) == 258 and len(merges) == 1
+
+
+def test_overlapping_pairs_merge_left_to_right():
+    # "aaa" → "aa a" (not "a aa"), "aaaaa" → "aa aa a"; then (aa, a) wins over (aa, aa)
+    tokens, merges = learn(Counter({"aaa": 3, "aaaaa": 1}), 300, min_frequency=1)
+    ref_tokens, ref_merges = reference_learn({"aaa": 3, "aaaaa": 1}, 300, 1, tokens[:256])
+    assert merges == ref_merges and tokens == ref_tokens
+    assert [(tokens[a], tokens[b]) for a, b in merges][:2] == [("a", "a"), ("aa", "a")]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_kernel_matches_reference_on_random_corpora(seed):
+    rng = random.Random(seed)
+    letters = "abcde" if seed % 2 else "ab"
+    words = Counter()
+    for _ in range(60):
+        w = "".join(rng.choice(letters) for _ in range(rng.randint(1, 9)))
+        words[(" " if rng.random() < 0.4 else "") + w] += rng.randint(1, 5)
+    tokens, merges = learn(words, 256 + 40, min_frequency=1 + seed % 3)
+    sym_words = _byte_level_words(words)
+    ref_tokens, ref_merges = reference_learn(sym_words, 256 + 40, 1 + seed % 3, tokens[:256])
+    assert merges == ref_merges
+    assert tokens == ref_tokens
+
+
+def test_merge_result_with_existing_text_reuses_its_id():
+    # as in HF: a merge whose text is already a token (here a special token) reuses that id
+    tokens, merges = learn(Counter({"abab": 3, "ab": 1}), 300, special_tokens=["ab"])
+    assert [(tokens[a], tokens[b]) for a, b in merges] == [("a", "b"), ("ab", "ab")]
+    assert merges[1] == (0, 0) and tokens[0] == "ab" and tokens[257:] == ["abab"]
+    ref = reference_learn(_byte_level_words(Counter({"abab": 3, "ab": 1})), 300, 2, tokens[:257])
+    assert ref == (tokens, merges)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_encode_kernel_matches_gpt2_reference(seed):
+    rng = random.Random(seed)
+    words = Counter("".join(rng.choice("abc") for _ in range(rng.randint(1, 12))) for _ in range(200))
+    tokens, merges = learn(words, 256 + 30, min_frequency=1)
+    ids = {t: i for i, t in enumerate(tokens)}
+    new = np.array([ids[tokens[a] + tokens[b]] for a, b in merges], np.int32)
+    left = np.array([a for a, _ in merges], np.int32)
+    right = np.array([b for _, b in merges], np.int32)
+    table, keys = merge_table(left, right, new)
+    ranks = {m: r for r, m in enumerate(merges)}
+    newd = {m: int(n) for m, n in zip(merges, new)}
+    tests = ["".join(rng.choice("abc") for _ in range(rng.randint(1, 40))) for _ in range(100)]
+    syms = [[ids[c] for c in w] for w in tests]
+    flat = np.array([s for w in syms for s in w], np.int32)
+    wstart = np.concatenate([[0], np.cumsum([len(w) for w in syms])]).astype(np.int64)
+    out, ostart = encode_words(flat, wstart, table, keys, new)
+    for k, w in enumerate(syms):
+        assert out[ostart[k]:ostart[k + 1]].tolist() == reference_encode(w, ranks, newd)
+
+
+def test_block_pattern_splits_like_line_by_line():
+    import regex
+
+    rng = random.Random(0)
+    pat = regex.compile(GPT2_PATTERN)
+    for _ in range(2000):
+        text = "".join(rng.choice([" ", "\n", "\t", "a", "1", ".", "\r", "'", "s", "é"])
+                       for _ in range(rng.randint(0, 14)))
+        per_line = [w for line in regex.split(r"(?<=\n)", text) if line for w in pat.findall(line)]
+        assert split_words(text, GPT2_BLOCK_PATTERN) == per_line, repr(text)
+
+
+def test_joined_pattern_splits_like_text_by_text():
+    import regex
+
+    rng = random.Random(1)
+    pat = regex.compile(GPT2_PATTERN)
+    alphabet = [" ", "\n", "\t", "a", "1", ".", "\r", "'", "s", "re", "ll", "é", "\u00a0", "\x85"]
+    for _ in range(3000):
+        texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
+                 for _ in range(rng.randint(1, 4))]
+        expect = []
+        for k, t in enumerate(texts):
+            expect += (["\x00"] if k else []) + pat.findall(t)
+        assert split_words("\x00".join(texts), GPT2_JOINED_PATTERN) == expect, texts

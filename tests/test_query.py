@@ -1,0 +1,111 @@
+"""The query commands end to end: output formats, stdin batches, exit codes, bad input."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from embedkit.cli import main
+from embedkit.vectors.model import Vectors, load
+
+
+@pytest.fixture
+def model(tmp_path):
+    words = ["king", "queen", "man", "woman", "apple", "pear", "héllo"]
+    m = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1],
+                  [0, 0, .2, 1], [.5, .5, .5, .5]], np.float32)
+    path = tmp_path / "m.ekv"
+    Vectors.from_arrays(words, m).save(path)
+    return path
+
+
+def run(argv, capsys, stdin=None, monkeypatch=None):
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return e.value.code, out, err
+
+
+def test_nn_prints_word_tab_cosine_without_the_query(model, capsys):
+    code, out, err = run(["nn", model, "pear", "-k", "2"], capsys)
+    assert code == 0 and err == ""
+    assert out == "apple\t0.980581\nhéllo\t0.588348\n"
+
+
+def test_nn_several_words_blocks_and_unknown_word(model, capsys):
+    code, out, err = run(["nn", model, "pear", "nope", "apple", "-k", "1"], capsys)
+    assert code == 0
+    assert out == "apple\t0.980581\n\n\npear\t0.980581\n"
+    assert "unknown word 'nope'" in err and err.count("\n") == 1
+    code, out, err = run(["nn", model, "nope"], capsys)
+    assert code == 2 and out == "" and "unknown word 'nope'" in err
+
+
+def test_nn_stdin_batch_json(model, capsys, monkeypatch):
+    code, out, err = run(["nn", model, "-k", "1", "--json"], capsys, "pear\n\n  nope \napple\n",
+                         monkeypatch)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [r["query"] for r in rows] == ["pear", "nope", "apple"]
+    assert rows[0]["neighbours"] == [{"word": "apple", "cosine": 0.980581}]
+    assert "error" in rows[1] and "nope" in err
+    code, out, err = run(["nn", model], capsys, "nope\nzzz\n", monkeypatch)
+    assert code == 2 and err.count("unknown word") == 2
+
+
+def test_analogy_vectors_eval_convert(model, tmp_path, capsys, monkeypatch):
+    code, out, _ = run(["analogy", model, "man", "king", "woman", "-k", "1"], capsys)
+    assert code == 0 and out.split("\t")[0] == "queen"
+    code, out, _ = run(["analogy", model, "man", "king", "woman", "-k", "1", "--json"], capsys)
+    assert json.loads(out)["neighbours"][0]["word"] == "queen"
+    code, out, err = run(["vectors", model, "pear", "nope"], capsys)
+    assert code == 0 and out == "pear 0 0 0.200000003 1\n" and "nope" in err
+    code, out, _ = run(["vectors", model], capsys, "king\n", monkeypatch)
+    assert out == "king 1 1 0 0\n"
+    (tmp_path / "s.tsv").write_text("king\tqueen\t9\nman\twoman\t5\napple\tpear\t8\nx\ty\t1\n")
+    (tmp_path / "a.txt").write_text(": family\nman king woman queen\n: gram1\nman king woman apple\n")
+    code, out, _ = run(["eval", model, "--similarity", tmp_path / "s.tsv", "--analogies",
+                        tmp_path / "a.txt", "--json"], capsys)
+    sim, ana = [json.loads(line) for line in out.splitlines()]
+    assert sim["used"] == 3 and sim["pairs"] == 4 and abs(sim["spearman"] - 0.5) < 1e-9
+    assert ana["semantic"]["accuracy"] == 1.0 and ana["syntactic"]["accuracy"] == 0.0
+    code, out, _ = run(["eval", model, "--analogies", tmp_path / "a.txt"], capsys)
+    assert "2/2 questions used" in out and "family\t1/1\t100.00%" in out
+    for name, fmt in (("o.vec", "vec"), ("o.bin", "w2v-bin"), ("o.ekv", "native")):
+        assert run(["convert", model, tmp_path / name], capsys)[0] == 0
+        assert load(tmp_path / name).words == load(model).words
+    code, _, err = run(["convert", model, tmp_path / "o.xyz"], capsys)
+    assert code == 2 and "--to" in err
+
+
+@pytest.mark.parametrize("argv,problem", [
+    (["nn", "{model}", "king", "-k", "0"], "-k must be at least 1"),
+    (["nn", "{tmp}/missing.vec", "king"], "no such file"),
+    (["nn", "{tmp}", "king"], "is a folder"),
+    (["eval", "{model}"], "nothing to evaluate"),
+    (["eval", "{model}", "--similarity", "{tmp}/none.tsv"], "none.tsv: no such file"),
+    (["analogy", "{model}", "king", "nope", "man"], "unknown word 'nope'"),
+])
+def test_bad_input_is_one_line_and_exit_2(model, tmp_path, capsys, argv, problem):
+    argv = [a.format(model=model, tmp=tmp_path) for a in argv]
+    code, out, err = run(argv, capsys)
+    assert code == 2 and problem in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_query_help_imports_no_numpy():
+    code = ("import sys; from embedkit.cli import main\n"
+            "try: main(['nn', '--help'])\nexcept SystemExit: pass\n"
+            "assert 'numpy' not in sys.modules and 'numba' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_nn_on_native_does_not_import_numba(model):
+    code = ("import sys; from embedkit.cli import main\n"
+            f"try: main(['nn', {str(model)!r}, 'king'])\nexcept SystemExit: pass\n"
+            "assert 'numba' not in sys.modules, 'numba imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

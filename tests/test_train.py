@@ -1,0 +1,231 @@
+"""`embedkit train` and `embedkit.train`: outputs, reproducibility, semantics on tiny corpora, bad input."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedkit.cli import main
+from embedkit.train.trainer import as_vectors, fit
+from embedkit.train.args import TrainOptions
+from embedkit.train.vocab import build_vocab, spool_corpus
+from embedkit.vectors.formats.native import load_native
+
+ANIMALS = ["cat", "dog", "mouse", "horse", "cow"]
+VEHICLES = ["car", "truck", "bus", "train", "bike"]
+
+
+def topic_corpus(n=1500, seed=0) -> list[str]:
+    """Sentences about one topic each: animal words share contexts, vehicle words share others."""
+    rng = np.random.default_rng(seed)
+    ctx = {"a": ["eats", "grass", "fur", "farm", "barn", "tail", "pet"],
+           "v": ["road", "engine", "wheels", "drive", "fuel", "garage", "traffic"]}
+    lines = []
+    for _ in range(n):
+        topic = "a" if rng.random() < 0.5 else "v"
+        words = ANIMALS if topic == "a" else VEHICLES
+        sent = list(rng.choice(words, 3)) + list(rng.choice(ctx[topic], 5)) + ["the", "a"]
+        rng.shuffle(sent)
+        lines.append(" ".join(sent))
+    return lines
+
+
+def small(**kw) -> TrainOptions:
+    base = dict(dim=16, epochs=3, min_count=1, sample=0.0, window=3, seed=1)
+    base.update(kw)
+    return TrainOptions(**base)
+
+
+def run_cli(*args) -> tuple[int, str, str]:
+    r = subprocess.run([sys.executable, "-m", "embedkit", *args], capture_output=True, text=True)
+    return r.returncode, r.stdout, r.stderr
+
+
+def cos(v, a, b):
+    x, y = v[a], v[b]
+    return float(x @ y / np.linalg.norm(x) / np.linalg.norm(y))
+
+
+@pytest.mark.parametrize("model,subwords", [("cbow", "none"), ("skipgram", "none"), ("cbow", "char"),
+                                            ("skipgram", "char")])
+def test_related_words_end_nearer_than_unrelated(model, subwords):
+    m = as_vectors(fit(topic_corpus(), small(model=model, subwords=subwords, epochs=5, buckets=5000)))
+    within = np.mean([cos(m, a, b) for a in ANIMALS for b in ANIMALS if a < b] +
+                     [cos(m, a, b) for a in VEHICLES for b in VEHICLES if a < b])
+    across = np.mean([cos(m, a, b) for a in ANIMALS for b in VEHICLES])
+    assert within > across + 0.3, (within, across)
+    assert cos(m, "cat", "dog") > cos(m, "cat", "car")
+
+
+def test_one_thread_with_a_seed_is_bit_reproducible():
+    lines = topic_corpus(300)
+    a = fit(lines, small(seed=5, subwords="char", buckets=1000))
+    b = fit(lines, small(seed=5, subwords="char", buckets=1000))
+    c = fit(lines, small(seed=6, subwords="char", buckets=1000))
+    assert a.words == b.words
+    for name in ("vectors", "input", "output", "subword_rows"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert not np.array_equal(a.vectors, c.vectors)
+
+
+def test_two_threads_train_and_stay_finite():
+    m = fit(topic_corpus(600), small(threads=2, model="skipgram"))
+    assert np.isfinite(m.vectors).all() and m.vectors.shape == (len(m.words), 16)
+
+
+def test_vocabulary_order_min_count_and_max_vocab(tmp_path):
+    lines = ["b a b c", "c b", "d"]
+    sp = spool_corpus(lines, tmp_path)
+    assert sp.tokens == 7
+    v = build_vocab(sp, 1, None, "x")
+    assert v.words == ["b", "c", "a", "d"] and v.counts.tolist() == [3, 2, 1, 1]  # ties: first seen
+    assert build_vocab(sp, 2, None, "x").words == ["b", "c"]
+    assert build_vocab(sp, 1, 3, "x").words == ["b", "c", "a"]
+    ids = np.fromfile(sp.path, dtype=np.int32)
+    text = [sp.words[i] if i >= 0 else "\n" for i in ids]
+    assert " ".join(text).replace(" \n ", "\n").strip() == "b a b c\nc b\nd"
+
+
+def test_spooled_chunks_end_at_sentence_boundaries(tmp_path, monkeypatch):
+    import embedkit.train.vocab as vocab
+
+    monkeypatch.setattr(vocab, "CHUNK_TOKENS", 7)
+    lines = [" ".join(["w%d" % (i % 13)] * (1 + i % 5)) for i in range(200)]
+    sp = spool_corpus(lines, tmp_path)
+    ids = np.fromfile(sp.path, dtype=np.int32)
+    assert sp.chunks[0] == 0 and sp.chunks[-1] == len(ids) and len(sp.chunks) > 20
+    assert all(ids[c - 1] == -1 for c in sp.chunks[1:])
+    assert np.all(np.diff(sp.chunks) > 0)
+
+
+def test_cli_writes_vec_and_native_model(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\ufeff" + "\r\n".join(topic_corpus(200)) + "\r\n", encoding="utf-8")
+    out = tmp_path / "m"
+    code, stdout, stderr = run_cli("train", str(corpus), "-o", str(out), "--dim", "8", "--min-count",
+                                   "2", "--epochs", "1", "--subwords", "char", "--buckets", "500", "--quiet")
+    assert code == 0, stderr
+    assert stderr == "" and "m.vec" in stdout
+    lines = (tmp_path / "m.vec").read_text(encoding="utf-8").splitlines()
+    n, d = map(int, lines[0].split())
+    assert d == 8 and n == len(lines) - 1
+    meta, arrays = load_native(tmp_path / "m.ekv")
+    words = [ln.split(" ")[0] for ln in lines[1:]]
+    assert meta["words"] == words and "\r" not in "".join(words)
+    assert np.all(np.diff(arrays["counts"]) <= 0)
+    vec = np.array([[float(x) for x in ln.split(" ")[1:]] for ln in lines[1:]], np.float32)
+    np.testing.assert_array_equal(vec, arrays["vectors"])
+    assert arrays["subword_rows"].shape == (500, 8) and arrays["input"].shape == (n, 8)
+    assert meta["subwords"] == {"kind": "char", "minn": 3, "maxn": 6, "buckets": 500}
+    assert meta["settings"]["model"] == "cbow" and meta["settings"]["dim"] == 8
+    # the .vec holds fastText word vectors: mean of the word row and its n-gram rows
+    from embedkit.subwords import char_ngram_rows
+
+    w = words[0]
+    rows = np.vstack([arrays["input"][0], arrays["subword_rows"][char_ngram_rows(w, 3, 6, 500)]])
+    np.testing.assert_allclose(arrays["vectors"][0], rows.mean(0), rtol=1e-5, atol=1e-7)
+
+
+def test_vec_loads_in_gensim(tmp_path):
+    kv_mod = pytest.importorskip("gensim.models", reason="gensim not installed: no interop check")
+    m = as_vectors(fit(topic_corpus(200), small()))
+    m.save_vec(tmp_path / "m.vec")
+    kv = kv_mod.KeyedVectors.load_word2vec_format(str(tmp_path / "m.vec"))
+    assert kv.index_to_key == m.words
+    np.testing.assert_allclose(kv["cat"], m["cat"], rtol=1e-6)
+
+
+def test_stdin_corpus(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "embedkit", "train", "-", "-o", str(tmp_path / "s"),
+                        "--dim", "4", "--min-count", "1", "--epochs", "1", "--quiet"],
+                       input="a b c\nb c d\n", capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "s.vec").read_text().splitlines()[0] == "4 4"
+
+
+def test_single_huge_line_is_trained_in_bounded_pieces(tmp_path):
+    corpus = tmp_path / "one.txt"
+    rng = np.random.default_rng(0)
+    words = np.array(["w%d" % i for i in range(50)])
+    corpus.write_text(" ".join(words[rng.integers(0, 50, 600_000)]))  # ~2.5 MB, no newline
+    m = fit([str(corpus)], small(dim=4, epochs=1))
+    assert m.settings["tokens"] == 600_000 and len(m.words) == 50
+
+
+@pytest.mark.parametrize("content,args,message", [
+    (b"", [], "c.txt: the corpus is empty"),
+    (b"   \n\n", [], "c.txt: the corpus is empty"),
+    (b"a b c\n", ["--min-count", "2"], "no word occurs at least --min-count 2 times"),
+    (b"ok line\nbad \xff byte\n", [], "c.txt:2: invalid UTF-8 (byte 0xff at column 5)"),
+    (b"a\x00b\n", [], "c.txt:1: NUL byte"),
+    (b"a b\n", ["--dim", "0"], "--dim must be between 1 and 10000, got 0"),
+    (b"a b\n", ["--lr", "-1"], "--lr must be in (0, 10], got -1"),
+    (b"a b\n", ["--window", "100000"], "--window must be between 1 and 1000"),
+    (b"a b\n", ["--sample", "2"], "--sample must be in [0, 1)"),
+    (b"a b\n", ["--subwords", "bpe"], "--subwords bpe needs --tokenizer"),
+    (b"a b\n", ["--subwords", "char", "--minn", "4", "--maxn", "3"], "--maxn must be between 4 and 100"),
+    (b"a b\n", ["--dim", "10000", "--subwords", "char", "--buckets", "1000000000"], "lower --dim, --buckets"),
+])
+def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, capsys, content, args, message):
+    (tmp_path / "c.txt").write_bytes(content)
+    with pytest.raises(SystemExit) as e:
+        main(["train", str(tmp_path / "c.txt"), "-o", str(tmp_path / "m"), "--min-count", "1",
+              "--quiet", *args])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and message in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m.vec").exists() and not (tmp_path / "m.ekv").exists()
+
+
+def test_bad_paths(tmp_path, capsys):
+    (tmp_path / "c.txt").write_text("a b\n")
+    for argv, message in [
+        (["train", str(tmp_path / "missing.txt"), "-o", str(tmp_path / "m")], "missing.txt: no such file"),
+        (["train", str(tmp_path), "-o", str(tmp_path / "m")], "is a folder, expected a file"),
+        (["train", str(tmp_path / "c.txt"), "-o", str(tmp_path / "no" / "m")], "does not exist"),
+    ]:
+        with pytest.raises(SystemExit) as e:
+            main(argv + ["--min-count", "1", "--quiet"])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and message in err, err
+
+
+def test_divergence_stops_with_a_hint_to_lower_lr():
+    from embedkit.errors import TrainingError
+
+    lines = [" ".join(["a", "b"] * 50)] * 200
+    with pytest.raises(TrainingError, match=r"smaller --lr"):
+        fit(lines, small(lr=10.0, dim=50, epochs=20, negative=20, window=10))
+
+
+def test_ctrl_c_leaves_no_output(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(topic_corpus(2000)))
+    out = tmp_path / "m"
+    p = subprocess.Popen([sys.executable, "-m", "embedkit", "train", str(corpus), "-o", str(out),
+                          "--dim", "8", "--min-count", "1", "--epochs", "100000"],
+                         stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+    seen = b""
+    deadline = time.time() + 60
+    while b"training" not in seen and time.time() < deadline:
+        seen += os.read(p.stderr.fileno(), 4096)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 130, (seen + err)[-500:]
+    assert b"Traceback" not in err
+    assert sorted(os.listdir(tmp_path)) == ["c.txt"]
+
+
+def test_python_api_returns_vectors_with_oov_lookup():
+    from embedkit import train
+
+    m = train(topic_corpus(200), dim=8, min_count=1, epochs=1, subwords="char", buckets=1000)
+    assert m.dim == 8 and "cat" in m and "cats" not in m
+    assert np.isfinite(m["cats"]).all()  # out of vocabulary: built from char n-grams
+    assert train(["a b c", "b c d"], dim=4, min_count=1, epochs=1).words[:2] == ["b", "c"]

@@ -1,0 +1,180 @@
+"""Training kernels against plain-NumPy/Python references: hashes, n-gram tables, gradients, sampling."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from embedkit.subwords import CharNgrams, char_ngram_rows, char_ngrams, fnv1a32
+from embedkit.train import kernels as K
+from embedkit.train.trainer import subword_table
+from embedkit.train.vocab import keep_thresholds, negative_table
+
+WORDS = ["a", "cat", "été", "日本語", "naïve", "x" * 20, "ab\u0301c", "🙂ok", "</s>"]
+
+
+def test_fnv1a_known_values():
+    # Standard FNV-1a 32-bit test vectors (ASCII, where sign extension does not matter).
+    assert fnv1a32(b"") == 0x811C9DC5
+    assert fnv1a32(b"a") == 0xE40C292C
+    assert fnv1a32(b"foobar") == 0xBF9CF968
+    # fastText's signed-char quirk: 0xC3 is xor-ed as 0xFFFFFFC3.
+    h = (0x811C9DC5 ^ 0xFFFFFFC3) * 16777619 % 2**32
+    h = (h ^ 0xFFFFFFA9) * 16777619 % 2**32
+    assert fnv1a32("é".encode()) == h
+
+
+def test_fnv1a_matches_gensim_ft_hash_bytes():
+    ft = pytest.importorskip("gensim.models.fasttext", reason="gensim not installed: no parity check")
+    for w in ["<cat>", "été", "日本語", "🙂", "naïve", ""]:
+        assert fnv1a32(w.encode()) == ft.ft_hash_bytes(w.encode())
+
+
+@pytest.mark.parametrize("minn,maxn,buckets", [(3, 6, 2_000_000), (1, 3, 97), (2, 2, 10), (5, 9, 1)])
+def test_ngram_kernel_equals_reference(minn, maxn, buckets):
+    ptr, ids, nsub = subword_table(CharNgrams(minn, maxn, buckets), WORDS)
+    nw = len(WORDS)
+    assert nsub == buckets and ptr[0] == 0 and ptr[-1] == len(ids)
+    for w, word in enumerate(WORDS):
+        bag = ids[ptr[w]:ptr[w + 1]]
+        assert bag[0] == w
+        expect = nw + char_ngram_rows(word, minn, maxn, buckets)
+        np.testing.assert_array_equal(bag[1:], expect, err_msg=word)
+
+
+def test_ngram_kernel_cat_exact():
+    ptr, ids, _ = subword_table(CharNgrams(3, 4, 1000), ["cat"])
+    grams = [b"<ca", b"<cat", b"cat", b"cat>", b"at>"]
+    assert char_ngrams("cat", 3, 4) == grams
+    assert ids.tolist() == [0] + [1 + fnv1a32(g) % 1000 for g in grams]
+
+
+def _ref_loss_grad(h, wout, target, negs):
+    """Negative-sampling loss for hidden h: -log σ(h·o_t) - Σ log σ(-h·o_n), with its gradients."""
+    sig = lambda z: 1 / (1 + np.exp(-z))
+    loss = -np.log(sig(h @ wout[target]))
+    gh = -(1 - sig(h @ wout[target])) * wout[target]
+    gout = np.zeros_like(wout)
+    gout[target] -= (1 - sig(h @ wout[target])) * h
+    for n in negs:
+        s = sig(h @ wout[n])
+        loss -= np.log(1 - s)
+        gh = gh + s * wout[n]
+        gout[n] += s * h
+    return loss, gh, gout
+
+
+def _cbow_loss(win, wout, context, target, negs):
+    return _ref_loss_grad(win[context].mean(0), wout, target, negs)[0]
+
+
+def test_cbow_gradient_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    win, wout = rng.normal(size=(5, 4)), rng.normal(size=(5, 4))
+    context, target, negs = [1, 3, 4], 0, [2, 4]
+    _, gh, gout = _ref_loss_grad(win[context].mean(0), wout, target, negs)
+    eps = 1e-6
+    for r in range(5):
+        for d in range(4):
+            for mat, analytic in ((wout, gout[r, d]), (win, gh[d] / len(context) if r in context else 0.0)):
+                old = mat[r, d]
+                mat[r, d] = old + eps
+                up = _cbow_loss(win, wout, context, target, negs)
+                mat[r, d] = old - eps
+                down = _cbow_loss(win, wout, context, target, negs)
+                mat[r, d] = old
+                assert (up - down) / (2 * eps) == pytest.approx(analytic, abs=1e-6)
+
+
+def _one_word_table(word, vocab):
+    p = np.zeros(vocab)
+    p[word] = 1.0
+    return K.alias_table(p)
+
+
+def test_cbow_kernel_step_equals_reference_gradient():
+    """Sentence [0, 1], window 1, no subsampling, the only negative is word 2: two exact SGD steps."""
+    rng = np.random.default_rng(1)
+    win = rng.normal(scale=0.5, size=(3, 8)).astype(np.float32)
+    wout = rng.normal(scale=0.5, size=(3, 8)).astype(np.float32)
+    ref_in, ref_out = win.astype(np.float64), wout.astype(np.float64)
+    lr = 0.1
+    for pos, ctx in ((0, 1), (1, 0)):
+        _, gh, gout = _ref_loss_grad(ref_in[ctx], ref_out, pos, [2])
+        ref_out -= lr * gout
+        ref_in[ctx] -= lr * gh  # mean of one row; the kernel applies the unscaled gradient
+    tokens = np.array([0, 1, -1], np.int32)
+    status = _run_kernel(tokens, win, wout, lr, skipgram=False, window=1)
+    assert status == K.OK
+    np.testing.assert_allclose(wout, ref_out, atol=2e-3 * lr)
+    np.testing.assert_allclose(win, ref_in, atol=2e-3 * lr)
+
+
+def test_skipgram_kernel_step_equals_reference_gradient():
+    rng = np.random.default_rng(2)
+    win = rng.normal(scale=0.5, size=(3, 8)).astype(np.float32)
+    wout = rng.normal(scale=0.5, size=(3, 8)).astype(np.float32)
+    ref_in, ref_out = win.astype(np.float64), wout.astype(np.float64)
+    lr = 0.1
+    for center, ctx in ((0, 1), (1, 0)):  # the center word's row predicts its context word
+        _, gh, gout = _ref_loss_grad(ref_in[center], ref_out, ctx, [2])
+        ref_out -= lr * gout
+        ref_in[center] -= lr * gh
+    status = _run_kernel(np.array([0, 1, -1], np.int32), win, wout, lr, skipgram=True, window=1)
+    assert status == K.OK
+    np.testing.assert_allclose(wout, ref_out, atol=2e-3 * lr)
+    np.testing.assert_allclose(win, ref_in, atol=2e-3 * lr)
+
+
+def _run_kernel(tokens, win, wout, lr, skipgram, window, ptr=None, sub=None):
+    nw = wout.shape[0]
+    if ptr is None:
+        ptr, sub = np.arange(nw + 1, dtype=np.int64), np.arange(nw, dtype=np.int32)
+    sig, logsig = K.sigmoid_tables()
+    return K.train_chunk(tokens, np.arange(nw, dtype=np.int32), np.full(nw, 1 << 32, np.int64), ptr,
+                         sub, win, wout, _one_word_table(nw - 1, nw), sig, logsig, skipgram, window,
+                         1, lr, 1e15, np.zeros(1, np.int64), 0,
+                         np.array([K.seed_state(0, 1)], np.uint64), np.zeros((1, 2)),
+                         np.zeros(1, np.int32))
+
+
+def test_kernel_reports_divergence_instead_of_indexing_with_nan():
+    win = np.ones((3, 4), np.float32)
+    wout = np.full((3, 4), np.inf, np.float32)
+    assert _run_kernel(np.array([0, 1, -1], np.int32), win, wout, 0.1, False, 1) == K.DIVERGED
+    wout[:] = np.nan
+    assert _run_kernel(np.array([0, 1, -1], np.int32), win, wout, 0.1, True, 1) == K.DIVERGED
+
+
+def test_alias_table_samples_the_unigram_power_distribution():
+    from numba import njit
+
+    @njit
+    def draw(table, n):
+        x = K.seed_state(7, 0)
+        out = np.zeros(table.shape[0], np.int64)
+        for _ in range(n):
+            x = K._xorshift(x)
+            out[K._negative(x, table)] += 1
+        return out
+
+    counts = np.array([1000, 100, 10, 5, 5, 1])
+    p = counts ** 0.75 / (counts ** 0.75).sum()
+    c = draw(negative_table(counts), 2_000_000)
+    np.testing.assert_allclose(c / c.sum(), p, atol=1.5e-3)
+
+
+def test_keep_thresholds_follow_word2vec_formula():
+    counts = np.array([10_000, 100, 10])
+    t = keep_thresholds(counts, 1e-3, 20_000)
+    p = (np.sqrt(counts / 20) + 1) * 20 / counts
+    assert t[0] == int(p[0] * 2**32) and t[1] == int(p[1] * 2**32) and t[2] == 2**32
+    assert (keep_thresholds(counts, 0, 20_000) == 2**32).all()
+
+
+def test_bag_means_are_fasttext_word_vectors():
+    win = np.arange(12, dtype=np.float32).reshape(6, 2)
+    ptr = np.array([0, 3, 4], np.int64)
+    sub = np.array([0, 2, 5, 1], np.int32)
+    out = np.empty((2, 2), np.float32)
+    K.bag_means(win, ptr, sub, out)
+    np.testing.assert_allclose(out, [win[[0, 2, 5]].mean(0), win[1]], rtol=1e-6)

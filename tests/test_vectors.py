@@ -1,0 +1,174 @@
+"""The Vectors object: lookup (OOV via subwords), exact top-k, analogy and evaluation vs gensim."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from embedkit.errors import UsageError
+from embedkit.subwords import CharNgrams
+from embedkit.vectors.evaluate import rank_average, spearman
+from embedkit.vectors.model import UnknownWordError, Vectors, load
+
+
+def _model(n=200, d=16, seed=0, **kw):
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(n)]
+    return Vectors.from_arrays(words, rng.standard_normal((n, d)).astype(np.float32), **kw)
+
+
+def _brute(v, q, k, skip=()):
+    m = np.asarray(v.vectors, np.float64)
+    sims = m @ q / (np.linalg.norm(m, axis=1) * np.linalg.norm(q))
+    order = [i for i in np.argsort(-sims, kind="stable") if i not in skip]
+    return [(v.words[i], sims[i]) for i in order[:k]]
+
+
+def test_most_similar_equals_brute_force_and_excludes_the_query():
+    v = _model()
+    got = v.most_similar("w7", k=5)
+    want = _brute(v, np.asarray(v.vectors[7], np.float64), 5, skip={7})
+    assert [w for w, _ in got] == [w for w, _ in want]
+    assert np.allclose([s for _, s in got], [s for _, s in want], atol=1e-5)
+    assert "w7" not in [w for w, _ in v.most_similar("w7", k=199)]
+    assert len(v.most_similar("w7", k=1000)) == 199
+    by_vec = v.most_similar(np.asarray(v.vectors[7]), k=1)
+    assert by_vec[0][0] == "w7" and abs(by_vec[0][1] - 1) < 1e-5
+
+
+def test_batch_equals_one_at_a_time_and_collects_unknown_words():
+    v = _model()
+    queries = ["w1", "nope", "w50", "w199"]
+    many = v.most_similar_many(queries, k=4, errors="collect")
+    assert isinstance(many[1], UnknownWordError) and "nope" in str(many[1])
+    for q, r in zip(queries, many):
+        if q != "nope":
+            one = v.most_similar(q, k=4)
+            assert [w for w, _ in r] == [w for w, _ in one]
+            assert np.allclose([s for _, s in r], [s for _, s in one], atol=1e-6)
+    with pytest.raises(UnknownWordError, match="'nope'.*no subwords"):
+        v.most_similar_many(queries, k=4)
+    with pytest.raises(KeyError):
+        v["nope"]
+    with pytest.raises(UsageError, match="-k must be at least 1"):
+        v.most_similar("w1", k=0)
+
+
+def test_oov_vector_is_mean_of_subword_rows():
+    scheme = CharNgrams(3, 4, 50)
+    rows = np.random.default_rng(1).standard_normal((50, 16)).astype(np.float32)
+    v = _model(scheme=scheme, subword_rows=rows)
+    word = "héllo"
+    assert word not in v
+    want = rows[scheme.rows(word)].mean(axis=0)
+    assert np.allclose(v[word], want, atol=1e-6)
+    assert v.most_similar(word, k=3) == v.most_similar(want, k=3)
+    assert v.has_vector(word) and not _model().has_vector(word)
+
+
+def test_analogy_equals_gensim_most_similar():
+    KeyedVectors = pytest.importorskip("gensim.models").KeyedVectors
+    v = _model()
+    kv = KeyedVectors(16)
+    kv.add_vectors(v.words, np.asarray(v.vectors))
+    got = v.analogy("w1", "w2", "w3", k=10)
+    want = kv.most_similar(positive=["w2", "w3"], negative=["w1"], topn=10)
+    assert [w for w, _ in got] == [w for w, _ in want]
+    assert not {"w1", "w2", "w3"} & {w for w, _ in got}
+
+
+def test_spearman_with_ties_equals_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 5, 40).astype(float)
+    y = x + rng.integers(0, 3, 40)
+    assert abs(spearman(x, y) - stats.spearmanr(x, y).statistic) < 1e-12
+    assert rank_average([10, 20, 20, 5]).tolist() == [2.0, 3.5, 3.5, 1.0]
+
+
+def _eval_model(shared_data, tmp_path):
+    """Vectors over the eval files' words (plus case variants), with some structure to find."""
+    words = []
+    for line in (shared_data / "eval" / "questions-words.txt").read_text().splitlines():
+        if not line.startswith(":"):
+            words += line.split()
+    for line in (shared_data / "eval" / "wordsim353.tsv").read_text().splitlines():
+        if not line.startswith("#"):
+            words += line.split("\t")[:2]
+    uniq = list(dict.fromkeys(words))
+    rng = np.random.default_rng(0)
+    rng.shuffle(uniq)
+    uniq = uniq[: int(len(uniq) * 0.8)]  # some OOV
+    vocab = uniq + [w.lower() for w in uniq[:200] if w.lower() != w] + [w.upper() for w in uniq[:50]]
+    vocab = list(dict.fromkeys(vocab))
+    base = rng.standard_normal((len(vocab), 24)).astype(np.float32)
+    base[:, :4] += np.array([len(w) % 3 for w in vocab])[:, None]  # shared directions: solvable bits
+    return Vectors.from_arrays(vocab, base)
+
+
+def test_evaluation_matches_gensim(shared_data, tmp_path):
+    KeyedVectors = pytest.importorskip("gensim.models").KeyedVectors
+    v = _eval_model(shared_data, tmp_path)
+    kv = KeyedVectors(v.dim)
+    kv.add_vectors(v.words, np.asarray(v.vectors))
+    sim_file = shared_data / "eval" / "wordsim353.tsv"
+    pearson, spear, oov = kv.evaluate_word_pairs(str(sim_file))
+    r = v.evaluate_similarity(sim_file)
+    assert abs(r["spearman"] - spear.statistic) < 1e-3
+    assert abs(r["pearson"] - pearson.statistic) < 1e-3
+    assert abs(r["oov_ratio"] - oov) < 1e-9 and 0 < r["coverage"] < 1
+    ana_file = shared_data / "eval" / "questions-words.txt"
+    for restrict in (30000, 1500):
+        score, sections = kv.evaluate_word_analogies(str(ana_file), restrict_vocab=restrict)
+        r = v.evaluate_analogies(ana_file, restrict=restrict)
+        assert abs(r["accuracy"] - score) < 1e-3 and r["accuracy"] > 0
+        for mine, theirs in zip(r["sections"], sections):
+            assert mine["section"] == theirs["section"]
+            assert (mine["correct"], mine["incorrect"]) == (len(theirs["correct"]), len(theirs["incorrect"]))
+
+
+def test_eval_on_tiny_files(tmp_path):
+    v = Vectors.from_arrays(["king", "queen", "man", "woman", "Paris", "paris"],
+                            np.array([[1, 1, 0], [1, 0, 1], [0, 1, 0], [0, 0, 1], [5, 5, 5], [3, 2, 1]],
+                                     np.float32))
+    (tmp_path / "sim.tsv").write_text("# c\nking\tqueen\t8\nman\twoman\t7\nking\tzebra\t1\nPARIS\tman\t2\n")
+    r = v.evaluate_similarity(tmp_path / "sim.tsv")
+    assert (r["pairs"], r["used"]) == (4, 3) and abs(r["coverage"] - 0.75) < 1e-12
+    # gold 8, 7, 2 vs cosines 0.5, 0, 5/sqrt(75) ("PARIS" is the first spelling, "Paris")
+    assert abs(r["spearman"] - (-0.5)) < 1e-12
+    (tmp_path / "ana.txt").write_text(": royal\nman king woman queen\nman king zebra queen\n"
+                                      ": gram-x\nking man queen woman\n")
+    r = v.evaluate_analogies(tmp_path / "ana.txt")
+    assert r["questions"] == 3 and r["used"] == 2
+    assert r["semantic"]["correct"] == 1 and r["syntactic"]["correct"] == 1
+
+
+def test_native_round_trip_keeps_everything(tmp_path):
+    scheme = CharNgrams(2, 3, 20)
+    rows = np.random.default_rng(1).standard_normal((20, 16)).astype(np.float32)
+    v = _model(scheme=scheme, subword_rows=rows, counts=np.arange(200, 0, -1), settings={"a": 1})
+    v.save(tmp_path / "m.ekv")
+    w = load(tmp_path / "m.ekv")
+    assert w.words == v.words and np.array_equal(np.asarray(w.vectors), v.vectors)
+    assert isinstance(w.vectors, np.memmap)
+    assert np.array_equal(w["zzz"], v["zzz"]) and w.settings == {"a": 1}
+    assert w.counts.tolist() == list(range(200, 0, -1))
+    for fmt in ("vec", "w2v-bin"):
+        v.save(tmp_path / f"m.{fmt}", format=fmt)
+        assert np.array_equal(np.asarray(load(tmp_path / f"m.{fmt}").vectors), v.vectors)
+    with pytest.raises(UsageError, match="unknown format"):
+        v.save(tmp_path / "x", format="pickle")
+
+
+def test_native_model_with_nan_row_is_refused_on_query(tmp_path):
+    from embedkit.errors import InputError
+    from embedkit.vectors.formats.native import save_native
+
+    m = np.ones((3, 4), np.float32)
+    m[1, 2] = np.nan
+    save_native(tmp_path / "n.ekv", ["a", "b", "c"], m)
+    v = load(tmp_path / "n.ekv")
+    with pytest.raises(InputError, match="n.ekv: non-finite value .* of 'b'"):
+        v.most_similar("a")
+    save_native(tmp_path / "e.ekv", [], np.zeros((0, 4), np.float32))
+    with pytest.raises(InputError, match="empty model"):
+        load(tmp_path / "e.ekv")
