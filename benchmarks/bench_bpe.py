@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -40,6 +41,12 @@ import sentencepiece as spm
 spm.SentencePieceTrainer.train(input=sys.argv[1], model_prefix=sys.argv[3] + "/spm", model_type="bpe",
                                vocab_size=int(sys.argv[2]), num_threads=int(sys.argv[4]),
                                minloglevel=2)
+"""
+
+SNMT_LEARN = """
+import sys
+from subword_nmt.learn_bpe import learn_bpe
+learn_bpe(sys.stdin, sys.stdout, int(sys.argv[1]), min_frequency=2)
 """
 
 
@@ -102,8 +109,8 @@ def bench_learn(corpus, sizes, snmt_sizes, repeat, threads, tmp):
                 results[name].append(measure(cmd))
         if size in snmt_sizes:
             with open(corpus, "rb") as f, open(out / "codes", "wb") as codes:
-                results["subword-nmt"] = [measure([sys.executable, "-m", "subword_nmt.subword_nmt",
-                                                   "learn-bpe", "-s", str(size)], f, codes)]
+                results["subword-nmt"] = [measure([sys.executable, "-c", SNMT_LEARN, str(size)],
+                                                  f, codes)]
         for name, runs in results.items():
             secs = statistics.median(r[0] for r in runs)
             rows.append((size, name, secs, max(r[1] for r in runs), max(r[2] for r in runs)))
@@ -168,6 +175,7 @@ def main() -> None:
                     help="vocab sizes also learned with subword-nmt (slow: ~20 s at 8k)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     ap.add_argument("--encode-size", type=int, default=None, help="default: the largest size")
     a = ap.parse_args()
     if not a.corpus.is_file():
@@ -197,6 +205,8 @@ def main() -> None:
         print(f"| {name} | {s:.2f} | {rate:.1f} | {rate / hf_rate:.2f}x |")
     print(f"\nid mismatches vs HF (embedkit loading HF's merges): {mismatches} of {n} lines")
     print(f"round-trip failures: embedkit {failures}, HF {hf_failures}")
+    if not a.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -185,7 +185,7 @@ def corpus_run(steps: int, work: Path) -> None:
     t = time.perf_counter()
     if not (work / "tok" / "vocab.json").exists():
         subprocess.run([sys.executable, "-m", "embedkit", "bpe", "learn", str(DEV), "-o",
-                        str(work / "tok"), "--vocab-size", "8000", "-q"], check=True, env=env)
+                        str(work / "tok"), "--vocab-size", "8000", "--quiet"], check=True, env=env)
     bpe_s = time.perf_counter() - t
     t = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "embedkit", "encoder", "train", str(DEV), "-t",

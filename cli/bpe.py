@@ -10,6 +10,7 @@ import sys
 import click
 
 _BATCH_LINES = 8192
+_BATCH_BYTES = 1 << 20
 
 
 def _check_inputs(paths) -> None:
@@ -89,23 +90,30 @@ def _load(tokdir):
     return BPETokenizer.load(tokdir)
 
 
-def _grouped(paths, errors):
-    """Batches of (text pieces of whole lines): each item is a list of pieces of one input line."""
+def _batches(paths, errors):
+    """Lists of corpus ``Line``s, bounded in count and bytes (a long line comes in pieces)."""
     from embedkit.corpus import iter_lines
 
-    batch, current = [], []
+    batch, size = [], 0
     for line in iter_lines(paths, errors=errors):
-        current.append(line)
-        if line.end:
-            batch.append(current)
-            current = []
-            if len(batch) >= _BATCH_LINES:
-                yield batch
-                batch = []
-    if current:
-        batch.append(current)
+        batch.append(line)
+        size += len(line.text)
+        if len(batch) >= _BATCH_LINES or size >= _BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
     if batch:
         yield batch
+
+
+def _render(tok, task):
+    """Worker: a batch of lines → their encoded text, line endings included (bytes)."""
+    lines, ids = task
+    texts = tok.encode_to_text([line.text for line in lines], ids=ids)
+    parts = []
+    for line, text in zip(lines, texts):
+        parts.append(text)
+        parts.append("\n" if line.end else " ")
+    return "".join(parts).encode("utf-8", "surrogateescape")
 
 
 @bpe.command()
@@ -113,24 +121,23 @@ def _grouped(paths, errors):
               help="TOKDIR (embedkit or HF vocab.json + merges.txt) or a subword-nmt codes file.")
 @click.argument("files", nargs=-1)
 @click.option("--ids", is_flag=True, help="Print token ids instead of pieces.")
-def encode(tokdir, files, ids):
+@click.option("--threads", type=click.IntRange(min=1), default=_cpus, show_default="CPU count, max 8",
+              help="Processes that encode batches of lines (output order is kept).")
+def encode(tokdir, files, ids, threads):
     """Encode each line of FILES (default stdin): one output line per input line.
 
     Pieces are printed space-separated (word mode: subword-nmt style, 'fl@@ y@@ ing').
     """
+    from embedkit.bpe.parallel import fork_map
+
     files = files or ("-",)
     _check_inputs(files)
     tok = _load(tokdir)
     out = sys.stdout.buffer
     errors = "surrogateescape" if tok.byte_level else "strict"
-    render = tok.encode_to_text if ids else tok.subword_text
-    for batch in _grouped(files, errors):
-        texts = render([piece.text for line in batch for piece in line])
-        lines, k = [], 0
-        for line in batch:
-            lines.append(" ".join(t for t in texts[k:k + len(line)] if t))
-            k += len(line)
-        out.write(("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"))
+    tasks = ((batch, ids) for batch in _batches(files, errors))
+    for data in fork_map(_render, tasks, threads, tok):
+        out.write(data)
     out.flush()
 
 
@@ -148,7 +155,7 @@ def decode(tokdir, files):
     tok = _load(tokdir)
     out = sys.stdout.buffer
     v = tok.vocab_size
-    chunks = []
+    chunks, size = [], 0
     for line in iter_lines(files):
         try:
             ids = [int(x) for x in line.text.split()]
@@ -160,10 +167,11 @@ def decode(tokdir, files):
             raise InputError(line.path, f"id {bad[0]} is not in the vocabulary (0..{v - 1})",
                              line.lineno)
         chunks.append(tok.decode_bytes(ids))
+        size += len(chunks[-1])
         if line.end:
             chunks.append(b"\n")
-        if len(chunks) >= _BATCH_LINES:
+        if len(chunks) >= _BATCH_LINES or size >= _BATCH_BYTES:
             out.write(b"".join(chunks))
-            chunks = []
+            chunks, size = [], 0
     out.write(b"".join(chunks))
     out.flush()

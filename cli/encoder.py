@@ -68,7 +68,7 @@ def train(corpus, tokdir, encdir, threads, init_vectors, resume, as_json, quiet,
         click.echo(json.dumps({k: summary[k] for k in keys}))
         return
     held = summary["heldout_loss"]
-    what = "masked pieces" if (options.get("objective") or "mlm") == "mlm" else "next piece"
+    what = "masked pieces" if summary["objective"] == "mlm" else "next piece"
     click.echo(f"steps            {summary['steps']}")
     click.echo(f"tokens/s         {summary['tokens_per_s']:.0f}")
     click.echo("held-out loss    " + (f"{held:.4f} nats ({what})" if held is not None
@@ -111,7 +111,8 @@ def _chunks(items, size):
               help="none: a vector per piece; mean: one per line.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file (default stdout).")
 @click.option("--threads", type=int, default=None, help="Threads.  [default: all cores]")
-def embed(encdir, files, fmt, layer, pool, output, threads):
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def embed(encdir, files, fmt, layer, pool, output, threads, quiet):
     """Contextual vectors of each line of FILES (default stdin): JSON lines
     {"pieces": [...], "vectors": [[...], ...]} (with --pool mean: "vector": [...]), or one .npy
     array (rows = pieces of all lines in order, or lines with --pool mean)."""
@@ -123,18 +124,21 @@ def embed(encdir, files, fmt, layer, pool, output, threads):
     import numpy as np
 
     from embedkit.encoder.model import Encoder
-    from embedkit.encoder.trainer import set_threads
+    from embedkit.encoder.threads import set_threads
     from embedkit.io import atomic_write
+    from embedkit.progress import bar
 
     set_threads(threads)
     enc = Encoder.load(encdir)
     texts = _read_texts(list(files) or ["-"])
 
     def results():
-        for chunk in _chunks(texts, 256):
-            vecs = enc.embed(chunk, layer=layer, pool=pool)
-            for text, v in zip(chunk, vecs):
-                yield enc.pieces(text), v
+        with bar(None, "embedding", "lines", quiet) as progress:
+            for chunk in _chunks(texts, 256):
+                vecs = enc.embed(chunk, layer=layer, pool=pool)
+                for text, v in zip(chunk, vecs):
+                    yield enc.pieces(text), v
+                progress.update(len(chunk))
 
     if fmt == "npy":
         rows = [v.reshape(-1, enc.dim) for _, v in results()]

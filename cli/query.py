@@ -31,8 +31,16 @@ def _open(model: str):
 
 
 def _stdin_queries():
-    """One query per non-empty stdin line (surrounding whitespace stripped)."""
-    for line in sys.stdin:
+    """One query per non-empty stdin line (surrounding whitespace stripped); strict UTF-8."""
+    from embedkit.errors import InputError
+
+    stream = getattr(sys.stdin, "buffer", sys.stdin)
+    for lineno, line in enumerate(stream, 1):
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError("-", f"not valid UTF-8 (byte {e.start + 1})", lineno) from None
         q = line.strip()
         if q:
             yield q
@@ -155,7 +163,7 @@ def vectors(model, words):
     return 2 if failed and (not batch or not answered) else 0
 
 
-@click.command()
+@click.command("eval")
 @_MODEL
 @click.option("--similarity", "similarity", multiple=True, type=click.Path(),
               help="Word-pair file 'w1<TAB>w2<TAB>score' (WordSim-353 style); repeatable.")

@@ -171,3 +171,14 @@ def test_joined_pattern_splits_like_text_by_text():
         for k, t in enumerate(texts):
             expect += (["\x00"] if k else []) + pat.findall(t)
         assert split_words("\x00".join(texts), GPT2_JOINED_PATTERN) == expect, texts
+
+
+def test_count_block_equals_counting_the_regex_matches():
+    from embedkit.bpe.count import count_block
+
+    rng = random.Random(2)
+    alphabet = [" ", " ", " ", "\n", "\t", "a", "b", "1", ".", "\r", "\u00a0", "'", "s", "é",
+                "\x0b", "\u2028", "'re", "\x85", "\x1c", "\u3000"]
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16)))
+        assert count_block(text) == Counter(split_words(text, GPT2_BLOCK_PATTERN)), repr(text)

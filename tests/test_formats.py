@@ -96,6 +96,8 @@ BAD_TEXT = [
     ("2 2\na 1 2\n\nb 3 4\n", "the header says 2 vectors but the file has 3", 1),
     ("2 2\n\xff 1 2\nb 3 4\n", None, None),
     ("2 2\n", "truncated: the header says 2 vectors but the file has 0", 1),
+    ("2 2", "truncated: the header says 2 vectors but the file has 0", 1),
+    ("2 99999999\na 1\nb 2\n", "implausible dimension 99999999", 1),
     ("2 2\na 1 2\nb 3 4 5\n", "expected 2 values after the word, found 3", 3),
     ("2 2\na 1 2\nb 3e 4\n", "not a number: '3e'", 3),
 ]
@@ -170,3 +172,19 @@ def test_writers_refuse_words_with_spaces(tmp_path):
     with pytest.raises(UsageError, match="whitespace"):
         word2vec_text.write(tmp_path / "a.vec", ["a b"], np.zeros((1, 2)))
     assert not (tmp_path / "a.vec").exists()
+
+
+def test_writer_uses_shortest_round_trip_decimals(tmp_path):
+    rng = np.random.default_rng(9)
+    v = np.concatenate([rng.standard_normal(3000) * 0.3, rng.standard_normal(600) * 1e-6,
+                        rng.standard_normal(600) * 1e6]).astype(np.float32)
+    v[:8] = [0, 1, -2.5, 0.1, 1e-5, 123456792, 3.4028235e38, 1e-45]
+    m = v.reshape(-1, 6)
+    word2vec_text.write(tmp_path / "s.vec", [f"w{i}" for i in range(len(m))], m)
+    lines = (tmp_path / "s.vec").read_text().splitlines()
+    assert lines[1] == "w0 0 1 -2.5 0.1 1e-05 123456790"
+    toks = " ".join(line.split(" ", 1)[1] for line in lines[1:]).split()
+    assert np.array_equal(np.array([np.float32(float(t)) for t in toks]), v)
+    # same digits as numpy's shortest repr (Dragon4) wherever the exponent is ordinary
+    normal = (np.abs(v) > 1e-20) & (np.abs(v) < 1e20)
+    assert all(float(t) == float(str(x)) for t, x, ok in zip(toks, v, normal) if ok)

@@ -5,9 +5,7 @@ import numpy as np
 import pytest
 
 from embedkit.errors import InputError
-from embedkit.vectors.formats.fasttext_bin import fnv1a32_many
 from embedkit.vectors.model import load
-from embedkit.subwords import fnv1a32
 
 OOV = ["zzqx", "héllo", "naïveté", "日本語", "Ünïcödé", "a", "xylophonist", "🙂ok"]
 
@@ -46,11 +44,6 @@ def test_vectors_equal_fasttext_for_known_and_unknown_words(ft_model):
     assert _max_diff(ft, vecs, vecs.words) < 1e-5
     assert _max_diff(ft, vecs, OOV) < 1e-5
     assert vecs.settings["version"] == 12 and vecs.scheme.buckets == 997
-
-
-def test_fnv_vectorised_equals_reference():
-    grams = [b"<a", b"\xc3\xa9t", b"\xe6\x97\xa5\xe6\x9c\xac>", b"", b"x" * 30]
-    assert fnv1a32_many(grams).tolist() == [fnv1a32(g) for g in grams]
 
 
 def test_shared_v11_model_equals_fasttext(shared_data):

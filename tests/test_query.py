@@ -109,3 +109,11 @@ def test_nn_on_native_does_not_import_numba(model):
             f"try: main(['nn', {str(model)!r}, 'king'])\nexcept SystemExit: pass\n"
             "assert 'numba' not in sys.modules, 'numba imported'")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_stdin_with_invalid_utf8_names_the_line(model, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"pear\n\xff\n")))
+    with pytest.raises(SystemExit) as e:
+        main(["nn", str(model)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "<stdin>:2: not valid UTF-8" in err

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -229,3 +228,17 @@ def test_python_api_returns_vectors_with_oov_lookup():
     assert m.dim == 8 and "cat" in m and "cats" not in m
     assert np.isfinite(m["cats"]).all()  # out of vocabulary: built from char n-grams
     assert train(["a b c", "b c d"], dim=4, min_count=1, epochs=1).words[:2] == ["b", "c"]
+
+
+def test_gzip_input_lowercase_and_max_vocab(tmp_path):
+    import gzip
+
+    with gzip.open(tmp_path / "c.txt.gz", "wt") as f:
+        f.write("The the THE cat Cat dog\n" * 3)
+    code, _, err = run_cli("train", str(tmp_path / "c.txt.gz"), "-o", str(tmp_path / "m.vec"), "--dim",
+                           "4", "--min-count", "1", "--epochs", "1", "--lowercase", "--max-vocab", "2",
+                           "--quiet")
+    assert code == 0, err
+    lines = (tmp_path / "m.vec").read_text().splitlines()
+    assert lines[0] == "2 4" and [ln.split()[0] for ln in lines[1:]] == ["the", "cat"]
+    assert (tmp_path / "m.ekv").exists() and not (tmp_path / "m.vec.vec").exists()

@@ -172,3 +172,16 @@ def test_native_model_with_nan_row_is_refused_on_query(tmp_path):
     save_native(tmp_path / "e.ekv", [], np.zeros((0, 4), np.float32))
     with pytest.raises(InputError, match="empty model"):
         load(tmp_path / "e.ekv")
+
+
+def test_big_batches_use_the_kernel_and_agree_with_argpartition(monkeypatch):
+    from embedkit.vectors import search
+
+    v = _model(n=500, d=8, seed=4)
+    queries = [f"w{i}" for i in range(0, 500, 2)] + [np.ones(8)]
+    plain = v.most_similar_many(queries, k=7)
+    monkeypatch.setattr(search, "_KERNEL_MIN_QUERIES", 1)
+    fast = v.most_similar_many(queries, k=7)
+    assert [[w for w, _ in r] for r in fast] == [[w for w, _ in r] for r in plain]
+    ties = Vectors.from_arrays(["a", "b", "c", "d"], np.array([[1, 0]] * 4, np.float32))
+    assert [w for w, _ in ties.most_similar_many(["a", "d"], k=2)[1]] == ["a", "b"]

@@ -16,9 +16,10 @@ from typing import Iterator
 from ..corpus import Block, check_no_nul, decode, iter_blocks
 from ..errors import UsageError
 from .parallel import fork_map
-from .pretokenize import GPT2_BLOCK_PATTERN, GPT2_PATTERN, WHITESPACE, split_words
+from .pretokenize import (GPT2_BLOCK_JOINED_PATTERN, GPT2_PATTERN, LINE_SEP, WHITESPACE, compiled,
+                          split_words)
 
-JOB_BYTES = 1 << 20
+JOB_BYTES = 1 << 22
 
 
 def is_paths(corpus) -> bool:
@@ -58,13 +59,15 @@ def _count(_, task):
     job, byte_level, lowercase = task
     if isinstance(job, Block):
         check_no_nul(job)
-        texts = [decode(job, "surrogateescape" if byte_level else "strict")]
-        pattern = GPT2_BLOCK_PATTERN if byte_level else WHITESPACE
-        size = len(job.data)
-    else:
-        texts = job
-        pattern = GPT2_PATTERN if byte_level else WHITESPACE
-        size = sum(map(len, job))
+        text = decode(job, "surrogateescape" if byte_level else "strict")
+        if lowercase:
+            text = text.lower()
+        if byte_level:
+            return count_block(text), len(job.data)
+        return Counter(text.split()), len(job.data)
+    texts = job
+    pattern = GPT2_PATTERN if byte_level else WHITESPACE
+    size = sum(map(len, job))
     if lowercase:
         texts = [t.lower() for t in texts]
     return Counter(itertools.chain.from_iterable(split_words(t, pattern) for t in texts)), size
@@ -99,3 +102,63 @@ def count_words(corpus, *, byte_level: bool = True, lowercase: bool = False, thr
     if helper is not None:
         helper.join()
     return counts
+
+
+def count_block(text: str) -> Counter:
+    """``Counter(GPT-2 block-pattern words of text)``, about twice as fast as running the regex
+    over all of it: the text is split at single spaces (C speed), and each distinct piece is
+    pre-tokenized once — with the space before it, which the regex attaches to the next word.
+
+    A piece's words depend on its neighbours only when a whitespace run crosses a separating
+    space (whitespace, or the text's end, on both sides of it, as in ``"a   b"``); such pieces
+    are joined back together first. The text must not contain NUL (the joined regex's separator).
+    """
+    import regex
+
+    pieces = text.split(" ")
+    groups = _joined_groups(text, regex)
+    counts = Counter(pieces)
+    units: Counter = Counter()  # (text, preceded by a space) → count
+    for a, b in groups:
+        for k in range(a, b + 1):
+            counts[pieces[k]] -= 1
+        units[" ".join(pieces[a:b + 1]), a > 0] += 1
+    if not groups or groups[0][0] != 0:
+        counts[pieces[0]] -= 1
+        units[pieces[0], False] += 1
+    items = [(" " + p, c) for p, c in counts.items() if c > 0]
+    items.extend(((" " + t) if spaced else t, c) for (t, spaced), c in units.items())
+    words = compiled(GPT2_BLOCK_JOINED_PATTERN).findall(LINE_SEP.join(t for t, _ in items))
+    out: Counter = Counter()
+    weights = iter([c for _, c in items])
+    c = next(weights, 0)
+    for w in words:
+        if w == LINE_SEP:
+            c = next(weights)
+        else:
+            out[w] += c
+    return out
+
+
+def _joined_groups(text: str, regex) -> list[tuple[int, int]]:
+    """Ranges [a, b] of pieces of ``text.split(' ')`` that must be pre-tokenized together: those
+    linked by a separating space with whitespace (or the end of the text) on both sides."""
+    links = []
+    spaces = 0
+    last = 0
+    n = len(text)
+    for m in regex.finditer(r"\s{2,}", text):
+        start, end = m.span()
+        inner_end = end if end == n else end - 1
+        for s in range(start + 1, inner_end):
+            if text[s] == " ":
+                spaces += text.count(" ", last, s)
+                last = s
+                links.append(spaces + 1)  # the piece after this space joins the one before
+    groups: list[tuple[int, int]] = []
+    for i in links:
+        if groups and groups[-1][1] == i - 1:
+            groups[-1] = (groups[-1][0], i)
+        else:
+            groups.append((i - 1, i))
+    return groups

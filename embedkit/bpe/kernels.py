@@ -109,6 +109,41 @@ def _bytes_hash(buf, start, end):
 
 
 @njit(cache=True)
+def _new_pair(key, table, pkey, pcnt, phead, ptouch, npairs):
+    """Add pair ``key`` as id ``npairs``, growing the pair arrays and the hash table as needed."""
+    if npairs == pkey.shape[0]:
+        pkey = _grow(pkey, 0)
+        pcnt = _grow(pcnt, 0)
+        pcnt[npairs:] = 0
+        phead = _grow(phead, 0)
+        phead[npairs:] = _EMPTY
+        ptouch = _grow(ptouch, 0)
+        ptouch[npairs:] = 0
+    pkey[npairs] = key
+    if 2 * (npairs + 1) > table.shape[0]:
+        table = _pair_table(pkey, npairs + 1)
+    else:
+        mask = table.shape[0] - 1
+        h = _slot(key, mask)
+        while table[h] != _EMPTY:
+            h = (h + 1) & mask
+        table[h] = npairs
+    return table, pkey, pcnt, phead, ptouch
+
+
+@njit(cache=True, inline="always")
+def _link(q, pid, cnt, pcnt, pos_pair, occ_next, occ_prev, phead):
+    """Position ``q`` now starts pair ``pid``: count it and put it first in the pair's list."""
+    pcnt[pid] += cnt
+    pos_pair[q] = pid
+    occ_next[q] = phead[pid]
+    occ_prev[q] = _EMPTY
+    if phead[pid] != _EMPTY:
+        occ_prev[phead[pid]] = q
+    phead[pid] = q
+
+
+@njit(cache=True)
 def learn_merges(sym, wstart, wcount, tok_buf, tok_off, n_tokens, vocab_size, min_frequency):
     """Learn merges until the vocabulary has ``vocab_size`` distinct tokens.
 
@@ -147,31 +182,10 @@ def learn_merges(sym, wstart, wcount, tok_buf, tok_off, n_tokens, vocab_size, mi
         key = (np.int64(sym[i]) << 32) | sym[j]
         pid = _find(table, pkey, key)
         if pid == _EMPTY:
-            if npairs == pkey.shape[0]:
-                pkey = _grow(pkey, 0)
-                pcnt = _grow(pcnt, 0)
-                pcnt[npairs:] = 0
-                phead = _grow(phead, 0)
-                phead[npairs:] = _EMPTY
-                ptouch = _grow(ptouch, 0)
-                ptouch[npairs:] = 0
+            table, pkey, pcnt, phead, ptouch = _new_pair(key, table, pkey, pcnt, phead, ptouch, npairs)
             pid = npairs
-            pkey[pid] = key
             npairs += 1
-            if 2 * npairs > table.shape[0]:
-                table = _pair_table(pkey, npairs)
-            else:
-                mask = table.shape[0] - 1
-                h = _slot(key, mask)
-                while table[h] != _EMPTY:
-                    h = (h + 1) & mask
-                table[h] = pid
-        pcnt[pid] += wcount[wid[i]]
-        pos_pair[i] = pid
-        occ_next[i] = phead[pid]
-        if phead[pid] != _EMPTY:
-            occ_prev[phead[pid]] = i
-        phead[pid] = i
+        _link(i, pid, wcount[wid[i]], pcnt, pos_pair, occ_next, occ_prev, phead)
 
     hcap = max(npairs, 16) * 2
     hc = np.empty(hcap, np.int64)
@@ -305,32 +319,11 @@ def learn_merges(sym, wstart, wcount, tok_buf, tok_off, n_tokens, vocab_size, mi
                 key = (np.int64(sym[q]) << 32) | sym[nxt[q]]
                 qp = _find(table, pkey, key)
                 if qp == _EMPTY:
-                    if npairs == pkey.shape[0]:
-                        pkey = _grow(pkey, 0)
-                        pcnt = _grow(pcnt, 0)
-                        pcnt[npairs:] = 0
-                        phead = _grow(phead, 0)
-                        phead[npairs:] = _EMPTY
-                        ptouch = _grow(ptouch, 0)
-                        ptouch[npairs:] = 0
+                    table, pkey, pcnt, phead, ptouch = _new_pair(key, table, pkey, pcnt, phead,
+                                                                 ptouch, npairs)
                     qp = npairs
-                    pkey[qp] = key
                     npairs += 1
-                    if 2 * npairs > table.shape[0]:
-                        table = _pair_table(pkey, npairs)
-                    else:
-                        mask = table.shape[0] - 1
-                        h2 = _slot(key, mask)
-                        while table[h2] != _EMPTY:
-                            h2 = (h2 + 1) & mask
-                        table[h2] = qp
-                pcnt[qp] += cnt
-                pos_pair[q] = qp
-                occ_next[q] = phead[qp]
-                occ_prev[q] = _EMPTY
-                if phead[qp] != _EMPTY:
-                    occ_prev[phead[qp]] = q
-                phead[qp] = q
+                _link(q, qp, cnt, pcnt, pos_pair, occ_next, occ_prev, phead)
                 if ptouch[qp] == 0:
                     ptouch[qp] = 1
                     if nt == touched.shape[0]:

@@ -304,16 +304,16 @@ class BPETokenizer:
         return compiled(GPT2_JOINED_PATTERN).findall(text)
 
     def _words(self, text: str) -> list[str]:
-        if self.lowercase:
-            text = text.lower()
+        """Pre-tokenized words; special tokens are cut out first and kept as they are."""
+        lower = self.lowercase
         if self._split_specials is None:
-            return split_words(text, self._settings["pattern"])
+            return split_words(text.lower() if lower else text, self._settings["pattern"])
         out = []
         for k, part in enumerate(self._split_specials.split(text)):
             if k % 2:
                 out.append(part)
             elif part:
-                out.extend(split_words(part, self._settings["pattern"]))
+                out.extend(split_words(part.lower() if lower else part, self._settings["pattern"]))
         return out
 
     def _fill(self, words: set[str]) -> None:

@@ -25,6 +25,13 @@ class _Raised:
         raise e
 
 
+def _ignore_sigint():
+    """Ctrl-C is the parent's to handle (exit 130, pool terminated): no worker tracebacks."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _call(item):
     func, task = item
     try:
@@ -48,7 +55,7 @@ def fork_map(func: Callable[[Any, Any], Any], tasks: Iterable, threads: int, sta
 
     _STATE = state
     try:
-        with multiprocessing.get_context("fork").Pool(threads) as pool:
+        with multiprocessing.get_context("fork").Pool(threads, _ignore_sigint) as pool:
             items = ((func, task) for task in tasks)
             results = pool.imap(_call, items) if ordered else pool.imap_unordered(_call, items)
             for r in results:

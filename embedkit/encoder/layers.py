@@ -39,15 +39,17 @@ def embed_forward(ids: np.ndarray, wte: np.ndarray, pos: np.ndarray) -> np.ndarr
     logits) stand level with the position codes.
     """
     b, t = ids.shape
+    ids = np.asarray(ids, np.int64)
     out = np.empty((b, t, wte.shape[1]), wte.dtype)
-    K.embed_forward(ids, wte, pos, math.sqrt(wte.shape[1]), out)
+    K.embed_forward(ids, wte, pos, wte.dtype.type(math.sqrt(wte.shape[1])), out)
     return out
 
 
 def embed_backward(dx: np.ndarray, ids: np.ndarray, dwte: np.ndarray) -> np.ndarray:
     """[B, T, D] -> adds into dwte [V, D]; returns the position gradient [T, D]."""
     d = dx.shape[2]
-    K.scatter_add_rows(dwte, ids.reshape(-1), dx.reshape(-1, d), math.sqrt(d))
+    K.scatter_add_rows(dwte, np.asarray(ids, np.int64).reshape(-1), dx.reshape(-1, d),
+                       dx.dtype.type(math.sqrt(d)))
     return dx.sum(axis=0)
 
 
@@ -81,8 +83,8 @@ def attention_forward(x, w_qkv, b_qkv, w_o, b_o, bias, heads: int, causal: bool)
     qkv = linear_forward(x2, w_qkv, b_qkv)                                 # [N, 3D]
     q, k, v = _heads(qkv, b, t, heads)                                     # [B, H, T, U] each
     p = np.matmul(q, k.transpose(0, 1, 3, 2))                              # [B, H, T, T]
-    K.softmax_forward(p.reshape(b * heads, t, t), bias, heads, 1.0 / math.sqrt(u), causal,
-                      _exact(x))
+    K.softmax_forward(p.reshape(b * heads, t, t), bias, heads, x.dtype.type(1 / math.sqrt(u)),
+                      causal, _exact(x))
     ctx = np.empty((b, t, d), x.dtype)
     np.matmul(p, v, out=ctx.reshape(b, t, heads, u).transpose(0, 2, 1, 3))  # [B, T, H, U]
     ctx2 = ctx.reshape(b * t, d)
@@ -104,7 +106,7 @@ def attention_backward(dy, cache, w_qkv, w_o, heads: int):
     dq, dk, dv = _heads(dqkv, b, t, h)
     dp = np.matmul(dctx4, v.transpose(0, 1, 3, 2))                         # [B, H, T, T]
     np.matmul(p.transpose(0, 1, 3, 2), dctx4, out=dv)
-    K.softmax_backward(p.reshape(b * h, t, t), dp.reshape(b * h, t, t), 1.0 / math.sqrt(u))
+    K.softmax_backward(p.reshape(b * h, t, t), dp.reshape(b * h, t, t), p.dtype.type(1 / math.sqrt(u)))
     np.matmul(dp, k, out=dq)
     np.matmul(dp.transpose(0, 1, 3, 2), q, out=dk)
     dx2, dw_qkv, db_qkv = linear_backward(dqkv, x2, w_qkv)
@@ -116,7 +118,7 @@ def add_layernorm_forward(x, r, g, b):
     y = np.empty_like(x)
     xhat = np.empty_like(x)
     rstd = np.empty(x.shape[0], x.dtype)
-    K.add_layernorm_forward(x, r, g, b, LN_EPS, y, xhat, rstd)
+    K.add_layernorm_forward(x, r, g, b, x.dtype.type(LN_EPS), y, xhat, rstd)
     return y, (xhat, rstd)
 
 
@@ -196,15 +198,10 @@ def tied_logits_backward(dlogits, h, wte):
 
 
 def softmax_xent(logits, targets):
-    """Mean cross-entropy (nats) of [M, V] logits against [M] targets, and its gradient [M, V]."""
+    """Mean cross-entropy (nats) of [M, V] logits against [M] targets, and its gradient [M, V]
+    (computed in place of the logits)."""
     m = logits.shape[0]
-    z = logits - logits.max(axis=1, keepdims=True)
-    rows = np.arange(m)
-    zt = z[rows, targets]
-    np.exp(z, out=z)
-    total = z.sum(axis=1, keepdims=True)
-    loss = float(np.mean(np.log(total[:, 0]) - zt))
-    z /= total
-    z[rows, targets] -= 1.0
-    z /= m
-    return loss, z
+    losses = np.empty(m)
+    K.softmax_xent(logits, np.asarray(targets, np.int64), losses, logits.dtype.type(1 / m),
+                   _exact(logits))
+    return float(losses.mean()), logits

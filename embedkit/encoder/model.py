@@ -140,8 +140,13 @@ class Encoder:
         out = []
         for p in probs:
             top = np.argsort(-p, kind="stable")[:k]
-            out.append([(self.vocab.decode([i]), float(p[i])) for i in top])
+            out.append([(self._piece_text(i), float(p[i])) for i in top])
         return out
+
+    def _piece_text(self, i: int) -> str:
+        """A piece as text; a piece that is part of a multi-byte character keeps its BPE name."""
+        text = self.vocab.decode([i])
+        return self.vocab.piece(i) if "\ufffd" in text else text
 
     def generate(self, prompt: str, tokens: int = 30, temperature: float = 0.8,
                  seed: int = 0) -> str:

@@ -21,6 +21,7 @@ from . import checkpoint, data
 from .network import ARCH_KEYS, check_config, init_params, loss_and_grads
 from .objectives import clm_batch, mlm_batch
 from .optim import AdamW
+from .threads import set_threads
 from .vocab import PieceVocab, tokenizer_fingerprint
 
 DEFAULTS = dict(objective="mlm", layers=2, dim=128, heads=4, ffn=512, max_len=128,
@@ -28,17 +29,6 @@ DEFAULTS = dict(objective="mlm", layers=2, dim=128, heads=4, ffn=512, max_len=12
 TRAIN_DEFAULTS = dict(batch_size=32, lr=1e-3, warmup=200, seed=0, weight_decay=0.01, clip=1.0,
                       checkpoint_every=500)
 EVAL_SEED = 1234
-
-
-def set_threads(threads: int | None) -> None:
-    """Numba's thread count (BLAS threads are set from the CLI before NumPy loads)."""
-    if threads is None:
-        return
-    if threads < 1:
-        raise UsageError(f"--threads must be at least 1 (got {threads})")
-    import numba
-
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
 def make_batch(windows, vocab: PieceVocab, cfg: dict, rng):
@@ -236,7 +226,7 @@ def _loop(streams, vocab, cfg, opts, encdir, tok_files, steps, epochs, restored,
     elapsed = time.perf_counter() - t0
     save(total, loss)
     n_run = total - start
-    return {"steps": total, "steps_this_run": n_run,
+    return {"steps": total, "steps_this_run": n_run, "objective": cfg["objective"],
             "tokens_per_s": n_run * tokens_per_step / elapsed if elapsed > 0 else 0.0,
             "train_loss": loss,
             "heldout_loss": evaluate(params, cfg, vocab, streams.heldout, opts["batch_size"]),

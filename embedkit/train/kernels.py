@@ -20,7 +20,7 @@ from numba import njit
 FASTMATH = {"reassoc", "contract", "nsz", "arcp", "afn"}
 MAX_EXP = 8.0
 TABLE_SIZE = 2048
-MAX_SENT = 10_000  # tokens per sentence buffer (gensim's limit); longer lines are cut upstream
+MAX_SENT = 10_000  # kept tokens per sentence (gensim's limit); a longer line goes on as a new one
 OK, DIVERGED, STOPPED = 0, 1, 2
 _BIG = 1e30
 
@@ -95,7 +95,8 @@ def alias_table(p):
 @njit(cache=True)
 def seed_state(seed, stream):
     """A non-zero xorshift state from (seed, stream) via splitmix64."""
-    z = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(stream + 1) * np.uint64(0xD1B54A32D192ED03)
+    z = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+    z += np.uint64(stream + 1) * np.uint64(0xD1B54A32D192ED03)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     z = z ^ (z >> np.uint64(31))
@@ -164,8 +165,19 @@ def fnv1a_ngram_rows(data, offsets, minn, maxn, buckets, first_row):
     for w in range(nw):
         ids[ptr[w]] = w
         if use:
-            _word_ngram_rows(data, offsets[w], offsets[w + 1], minn, maxn, buckets, first_row, ids, ptr[w] + 1)
+            _word_ngram_rows(data, offsets[w], offsets[w + 1], minn, maxn, buckets, first_row, ids,
+                             ptr[w] + 1)
     return ptr, ids
+
+
+@njit(cache=True, nogil=True)
+def all_finite(mat):
+    """True if no NaN/inf (without numpy's full-size temporary boolean array)."""
+    flat = mat.reshape(-1)
+    for i in range(flat.shape[0]):
+        if not np.isfinite(flat[i]):
+            return False
+    return True
 
 
 @njit(cache=True, nogil=True)
@@ -183,6 +195,22 @@ def bag_means(win, ptr, sub, out):
         inv = np.float32(1.0 / (b - a))
         for d in range(dim):
             out[w, d] *= inv
+
+
+@njit(cache=True, inline="always", fastmath=FASTMATH)
+def _add_row(dst, mat, r):
+    """dst += mat[r] (a row view keeps the loop a plain vectorized stream)."""
+    src = mat[r]
+    for d in range(dst.shape[0]):
+        dst[d] += src[d]
+
+
+@njit(cache=True, inline="always", fastmath=FASTMATH)
+def _add_to_row(mat, r, src):
+    """mat[r] += src."""
+    dst = mat[r]
+    for d in range(src.shape[0]):
+        dst[d] += src[d]
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -313,9 +341,7 @@ def train_chunk(tokens, remap, keep, ptr, sub, win, wout, negtab, sig, logsig, s
                 # whole window is applied to the bag once.
                 hidden[:] = 0.0
                 for k in range(a, b):
-                    r = sub[k]
-                    for d in range(dim):
-                        hidden[d] += win[r, d]
+                    _add_row(hidden, win, sub[k])
                 inv = np.float32(1.0 / (b - a))
                 for d in range(dim):
                     hidden[d] *= inv
@@ -332,9 +358,7 @@ def train_chunk(tokens, remap, keep, ptr, sub, win, wout, negtab, sig, logsig, s
                 if status != OK:
                     break
                 for k in range(a, b):
-                    r = sub[k]
-                    for d in range(dim):
-                        win[r, d] += grad[d]
+                    _add_to_row(win, sub[k], grad)
             else:
                 hidden[:] = 0.0
                 cnt = 0
@@ -343,10 +367,8 @@ def train_chunk(tokens, remap, keep, ptr, sub, win, wout, negtab, sig, logsig, s
                         continue
                     cw = sen[c]
                     for k in range(ptr[cw], ptr[cw + 1]):
-                        r = sub[k]
-                        for d in range(dim):
-                            hidden[d] += win[r, d]
-                        cnt += 1
+                        _add_row(hidden, win, sub[k])
+                    cnt += ptr[cw + 1] - ptr[cw]
                 if cnt == 0:
                     continue
                 inv = np.float32(1.0 / cnt)
@@ -365,9 +387,7 @@ def train_chunk(tokens, remap, keep, ptr, sub, win, wout, negtab, sig, logsig, s
                         continue
                     cw = sen[c]
                     for k in range(ptr[cw], ptr[cw + 1]):
-                        r = sub[k]
-                        for d in range(dim):
-                            win[r, d] += grad[d]
+                        _add_to_row(win, sub[k], grad)
     rng[tid] = x
     losses[tid, 0] += lsum
     losses[tid, 1] += lcount

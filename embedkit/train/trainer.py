@@ -131,7 +131,7 @@ def fit(corpus: Iterable, opts: TrainOptions, quiet: bool = True) -> TrainedMode
         K.fill_uniform(win, opts.seed, 0, 1.0 / opts.dim)  # fastText and gensim 4: U(±1/dim)
         wout = np.zeros((nw, opts.dim), np.float32)
         _run_epochs(sp, vocab, ptr, sub, win, wout, opts, quiet)
-    if not np.isfinite(win).all() or not np.isfinite(wout).all():
+    if not (K.all_finite(win) and K.all_finite(wout)):
         raise TrainingError(_diverged_message(opts))
     if scheme is None:
         vectors = win[:nw]
@@ -192,18 +192,19 @@ def _run_epochs(sp, vocab: Vocab, ptr, sub, win, wout, opts: TrainOptions, quiet
         for w in workers:
             w.start()
         try:
-            shown, last_loss = 0, np.zeros(2)
-            while any(w.is_alive() for w in workers):
-                workers[0].join(0.25) if workers[0].is_alive() else time.sleep(0.25)
+            shown, last, loss = 0, np.zeros(2), float("nan")
+            while alive := [w for w in workers if w.is_alive()]:
+                alive[0].join(0.25)
                 done = int(progress.sum())
                 b.update(done - shown)
                 shown = done
-                tot = losses.sum(axis=0)
-                d = tot - last_loss
-                last_loss = tot
-                elapsed = time.perf_counter() - start
-                b.set_postfix_str(f"loss={d[0] / max(d[1], 1):.4f} lr={opts.lr * max(1 - done / total, 1e-4):.5f} "
-                                  f"w/s/thread={done / max(elapsed, 1e-9) / T:,.0f}", refresh=False)
+                tot = losses.sum(axis=0)  # updated when a chunk ends: keep the last value between
+                if tot[1] > last[1]:
+                    loss = (tot[0] - last[0]) / (tot[1] - last[1])
+                    last = tot
+                rate = done / max(time.perf_counter() - start, 1e-9) / T
+                lr = opts.lr * max(1 - done / total, 1e-4)
+                b.set_postfix_str(f"loss={loss:.4f} lr={lr:.5f} w/s/thread={rate:,.0f}", refresh=False)
         except BaseException:
             stop[0] = 1
             for w in workers:

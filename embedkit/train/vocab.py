@@ -23,6 +23,7 @@ from ..errors import InputError, UsageError
 
 CHUNK_TOKENS = 1 << 17
 _LINE_BATCH = 20_000
+_SLICE_CHARS = 1 << 19
 _EOL = "\0"
 _EOL_SEP = " \0 "
 
@@ -68,7 +69,18 @@ class _Spooler:
         self.pending = 0  # ids written since the last chunk boundary
 
     def add_text(self, text: str) -> None:
-        """Add whole lines (the last one need not end with a newline)."""
+        """Add whole lines (the last one need not end with a newline), a slice at a time so
+        the token list (≈60 bytes a token) stays small."""
+        start = 0
+        while len(text) - start > _SLICE_CHARS:
+            cut = text.find("\n", start + _SLICE_CHARS)
+            if cut < 0:
+                break
+            self._add(text[start:cut + 1])
+            start = cut + 1
+        self._add(text[start:] if start else text)
+
+    def _add(self, text: str) -> None:
         if self.lowercase:
             text = text.lower()
         toks = text.replace("\n", _EOL_SEP).split()

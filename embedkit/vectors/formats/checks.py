@@ -11,6 +11,8 @@ import numpy as np
 
 from ...errors import InputError
 
+MAX_DIM = 1 << 20  # a header claiming more is corrupt (and would ask for absurd memory)
+
 
 def _where(i: int, first_line: int | None) -> tuple[int | None, str]:
     if first_line is None:

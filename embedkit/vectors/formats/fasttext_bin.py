@@ -1,8 +1,7 @@
 """fastText ``.bin`` models (v11/v12 and the pre-2017 format without magic): dense, unsupervised.
 
 Word vectors are rebuilt exactly as fastText's ``getWordVector`` does: the mean of the word's own
-input row and its hashed character n-gram rows. The n-gram hashes of the whole vocabulary are
-computed column-wise in NumPy (FNV-1a over sign-extended bytes), so no per-byte Python loop runs.
+input row and its hashed character n-gram rows (with the training side's Numba kernels).
 Matrices are memory-mapped: a 2M-bucket model is not read into memory to open it.
 """
 from __future__ import annotations
@@ -15,14 +14,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...errors import InputError
-from ...subwords import EOS, CharNgrams, char_ngrams
+from ...subwords import CharNgrams
 from .checks import check_model, decode_words, opened
 
 MAGIC = 793712314
 _ARGS = struct.Struct("<12id")
 _ARG_NAMES = ("dim", "ws", "epoch", "minCount", "neg", "wordNgrams", "loss", "model", "bucket",
               "minn", "maxn", "lrUpdateRate", "t")
-_WORDS_PER_CHUNK = 4096
 
 
 @dataclass
@@ -103,7 +101,7 @@ def read(path: str | os.PathLike) -> FastTextModel:
     if nlabels > 0:
         raise InputError(path, f"supervised fastText model ({nlabels} labels) is not supported: "
                                f"it holds label vectors, not word vectors")
-    if vsize != nwords + nlabels or nwords <= 0:
+    if vsize != nwords + nlabels or nwords <= 0 or vsize * 10 > size:  # an entry takes >= 10 bytes
         raise InputError(path, f"corrupt fastText dictionary: size {vsize}, {nwords} words, "
                                f"{nlabels} labels")
     if prune >= 0:
@@ -148,43 +146,17 @@ def _matrix(r: _Reader, new: bool, rows: int, dim: int, what: str) -> np.ndarray
     return a
 
 
-def fnv1a32_many(grams: list[bytes]) -> np.ndarray:
-    """fastText's hash of many byte strings at once: one vectorised step per byte position."""
-    if not grams:
-        return np.zeros(0, np.uint32)
-    lens = np.fromiter((len(g) for g in grams), np.int64, len(grams))
-    buf = np.frombuffer(b"".join(grams), np.uint8)
-    starts = np.zeros(len(grams), np.int64)
-    np.cumsum(lens[:-1], out=starts[1:])
-    h = np.full(len(grams), 2166136261, np.uint32)
-    prime = np.uint32(16777619)
-    for c in range(int(lens.max())):
-        live = lens > c
-        b = buf[np.where(live, starts + c, 0)].astype(np.uint32)
-        b = np.where(b >= 0x80, b | np.uint32(0xFFFFFF00), b)
-        h = np.where(live, (h ^ b) * prime, h)
-    return h
-
-
 def word_vectors(words: list[str], inp: np.ndarray, minn: int, maxn: int, bucket: int) -> np.ndarray:
-    """fastText's in-vocabulary word vectors: mean of the word row and its n-gram rows."""
-    nwords = len(words)
-    out = np.array(inp[:nwords], dtype=np.float32)
-    if maxn <= 0 or bucket <= 0:
-        return out
-    for lo in range(0, nwords, _WORDS_PER_CHUNK):
-        chunk = words[lo:lo + _WORDS_PER_CHUNK]
-        grams_per = [char_ngrams(w, minn, maxn) if w != EOS else [] for w in chunk]
-        n_per = np.fromiter((len(g) for g in grams_per), np.int64, len(chunk))
-        grams = [g for gs in grams_per for g in gs]
-        if not grams:
-            continue
-        rows = nwords + (fnv1a32_many(grams) % np.uint32(bucket)).astype(np.int64)
-        starts = np.concatenate(([0], np.cumsum(n_per)[:-1]))
-        has = n_per > 0
-        sums = np.zeros((len(chunk), inp.shape[1]), np.float32)
-        sums[has] = np.add.reduceat(inp[rows], starts[has], axis=0)
-        block = out[lo:lo + len(chunk)]
-        block += sums
-        block /= (1 + n_per)[:, None].astype(np.float32)
+    """fastText's in-vocabulary word vectors: mean of the word row and its n-gram rows.
+
+    Reuses the training kernels (the same bags training averages), so a 2M-word model's vectors
+    are rebuilt in seconds, summed in float32 in fastText's order.
+    """
+    from ...train.kernels import bag_means
+    from ...train.trainer import subword_table
+
+    scheme = CharNgrams(minn, maxn, bucket) if maxn > 0 and bucket > 0 else None
+    ptr, ids, _ = subword_table(scheme, words)
+    out = np.empty((len(words), inp.shape[1]), np.float32)
+    bag_means(inp, ptr, ids, out)
     return out

@@ -12,7 +12,7 @@ import numpy as np
 
 from ...errors import InputError, UsageError
 from ...io import atomic_write
-from .checks import check_byte_order, check_model, decode_words, read_bytes
+from .checks import MAX_DIM, check_byte_order, check_model, decode_words, read_bytes
 
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f]")
 
@@ -26,6 +26,8 @@ def parse_header(path, data: bytes) -> tuple[int, int, int]:
     n, dim = int(parts[0]), int(parts[1])
     if n == 0 or dim == 0:
         raise InputError(path, f"empty model: the header says {n} vectors of dimension {dim}", 1)
+    if dim > MAX_DIM:
+        raise InputError(path, f"implausible dimension {dim} in the header", 1)
     return n, dim, nl + 1
 
 
