@@ -14,7 +14,7 @@ warm-up; ratios are ours / torch from this same run. Then, unless --no-corpus, a
 pretraining run on ../shared/data/corpus/dev.txt (BPE vocabulary of 8,000 learnt first) reports
 the held-out masked-piece cross-entropy against the unigram entropy of the pieces (nats).
 
-    python benchmarks/bench_encoder.py [--reps 2] [--steps 300] [--no-corpus]
+    python benchmarks/bench_encoder.py [--reps 5] [--rounds 2] [--steps 1200] [--no-corpus]
 """
 from __future__ import annotations
 
@@ -175,7 +175,7 @@ def speed_table(reps: int, rounds: int) -> None:
                   f"{b['peak_rss_mb']:13.0f}", flush=True)
 
 
-def corpus_run(steps: int, work: Path) -> None:
+def corpus_run(steps: int, lr: float, work: Path) -> None:
     """BPE 8k on dev.txt, then a short MLM pretraining: held-out CE vs unigram entropy."""
     if not DEV.exists():
         print(f"(no {DEV}: corpus run skipped)")
@@ -190,13 +190,14 @@ def corpus_run(steps: int, work: Path) -> None:
     t = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "embedkit", "encoder", "train", str(DEV), "-t",
                         str(work / "tok"), "-o", str(work / "enc"), "--steps", str(steps),
-                        "--warmup", str(max(1, steps // 10)), "--threads", str(THREADS),
+                        "--lr", str(lr), "--warmup", str(max(1, steps // 10)),
+                        "--threads", str(THREADS),
                         "--json", "-q"], capture_output=True, text=True, env=env)
     if r.returncode != 0:
         raise SystemExit(r.stderr)
     s = json.loads(r.stdout)
     print(f"\ncorpus run: {DEV.name}, BPE 8,000 pieces ({bpe_s:.0f} s), MLM d=128 h=4 L=2 ffn=512 "
-          f"T=128 B=32, {s['steps']} steps in {time.perf_counter() - t:.0f} s "
+          f"T=128 B=32, lr {lr}, {s['steps']} steps in {time.perf_counter() - t:.0f} s "
           f"({s['tokens_per_s']:.0f} tokens/s)")
     print(f"held-out masked-piece cross-entropy {s['heldout_loss']:.3f} nats vs unigram entropy "
           f"{s['unigram_entropy']:.3f} nats ({s['unigram_entropy'] - s['heldout_loss']:.3f} below)")
@@ -211,7 +212,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=1200)
+    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--no-corpus", action="store_true")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--work", default="/tmp/encoder/bench")
@@ -219,7 +221,7 @@ def main() -> None:
     if not a.no_speed:
         speed_table(a.reps, a.rounds)
     if not a.no_corpus:
-        corpus_run(a.steps, Path(a.work))
+        corpus_run(a.steps, a.lr, Path(a.work))
 
 
 if __name__ == "__main__":

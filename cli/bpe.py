@@ -25,6 +25,28 @@ def _check_inputs(paths) -> None:
             raise InputError(p, "is a folder, expected a file")
 
 
+def _check_output(path: str, folder: bool) -> None:
+    """Refuse an unusable -o before learning, not after (the write itself is atomic)."""
+    from embedkit.errors import OutputError
+
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise OutputError(f"{path}: folder {parent} does not exist")
+    if folder and os.path.exists(path) and not os.path.isdir(path):
+        raise OutputError(f"{path}: exists and is not a folder")
+    if not folder and os.path.isdir(path):
+        raise OutputError(f"{path}: is a folder, expected a file name for the codes")
+
+
+def _skip_numba_blas_probe() -> None:
+    """Spare this process numba's BLAS probe: its first kernel load imports all of scipy.linalg
+    (``numba.np.arraymath._check_blas``, about 0.4 s and 17 MB here) to see whether ``np.dot``
+    can be compiled. The BPE kernels never use BLAS, and only they run in an ``embedkit bpe``
+    process, so the probe is made to fail fast (numba then just disables BLAS-based functions)."""
+    if "scipy.linalg" not in sys.modules:
+        sys.modules["scipy.linalg"] = None  # type: ignore[assignment]
+
+
 def _cpus() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
@@ -65,6 +87,8 @@ def learn(corpus, output, vocab_size, min_frequency, byte_level, lowercase, spec
     if fmt == "subword-nmt" and byte_level:
         raise UsageError("--format subword-nmt needs --no-byte-level (subword-nmt codes are word BPE)")
     _check_inputs(corpus)
+    _check_output(output, folder=fmt == "hf")
+    _skip_numba_blas_probe()
     from embedkit.bpe.model import BPETokenizer
 
     tok = BPETokenizer.train([Path(p) for p in corpus], vocab_size, min_frequency=min_frequency,
@@ -91,28 +115,29 @@ def _load(tokdir):
 
 
 def _batches(paths, errors):
-    """Lists of corpus ``Line``s, bounded in count and bytes (a long line comes in pieces)."""
+    """(texts, ends) batches bounded in count and bytes; ``end`` is False for a piece of a long
+    line that goes on in the next text."""
     from embedkit.corpus import iter_lines
 
-    batch, size = [], 0
+    texts, ends, size = [], [], 0
     for line in iter_lines(paths, errors=errors):
-        batch.append(line)
+        texts.append(line.text)
+        ends.append(line.end)
         size += len(line.text)
-        if len(batch) >= _BATCH_LINES or size >= _BATCH_BYTES:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
+        if len(texts) >= _BATCH_LINES or size >= _BATCH_BYTES:
+            yield texts, ends
+            texts, ends, size = [], [], 0
+    if texts:
+        yield texts, ends
 
 
 def _render(tok, task):
-    """Worker: a batch of lines → their encoded text, line endings included (bytes)."""
-    lines, ids = task
-    texts = tok.encode_to_text([line.text for line in lines], ids=ids)
+    """Worker: a batch of (texts, ends) → their encoded text, line endings included (bytes)."""
+    (texts, ends), ids = task
     parts = []
-    for line, text in zip(lines, texts):
+    for text, end in zip(tok.encode_to_text(texts, ids=ids), ends):
         parts.append(text)
-        parts.append("\n" if line.end else " ")
+        parts.append("\n" if end else " ")
     return "".join(parts).encode("utf-8", "surrogateescape")
 
 
@@ -132,9 +157,11 @@ def encode(tokdir, files, ids, threads):
 
     files = files or ("-",)
     _check_inputs(files)
+    _skip_numba_blas_probe()
     tok = _load(tokdir)
     out = sys.stdout.buffer
     errors = "surrogateescape" if tok.byte_level else "strict"
+    tok.encode("a")  # load the kernel once, before the workers are forked
     tasks = ((batch, ids) for batch in _batches(files, errors))
     for data in fork_map(_render, tasks, threads, tok):
         out.write(data)

@@ -95,6 +95,8 @@ def test_special_tokens_and_settings_file(corpus, tmp_path):
      "bad.txt:2: invalid UTF-8"),
     (["learn", "{tmp}/ok.txt", "-o", "{tmp}/t", "--vocab-size", "100"], "smaller than the base alphabet"),
     (["learn", "{tmp}/ok.txt", "-o", "{tmp}/t", "--vocab-size", "lots"], "'lots' is not a valid integer"),
+    (["learn", "{tmp}/ok.txt", "-o", "{tmp}/ok.txt", "--vocab-size", "300"], "exists and is not a folder"),
+    (["learn", "{tmp}/ok.txt", "-o", "{tmp}/no/t", "--vocab-size", "300"], "does not exist"),
     (["encode", "-t", "{tmp}/nothing", "{tmp}/ok.txt"], "no such tokenizer folder"),
     (["encode", "-t", "{tmp}/ok.txt", "{tmp}/ok.txt"], "no '#version: 0.2' header"),
     (["decode", "-t", "TOKDIR", "{tmp}/ok.txt"], "ok.txt:1: not a token id: 'hello'"),

@@ -147,7 +147,10 @@ def test_bad_files(tok, tmp_path):
     merges = (d / "merges.txt").read_text(encoding="utf-8").split("\n")
     cases = {
         "merges.txt": [("\n".join(merges[:3] + ["Ġt"] + merges[4:]), "merges.txt:4: bad merge line"),
-                       ("\n".join(merges[:3] + ["Ġt zzqq"] + merges[4:]), "merges.txt:4: unknown symbol 'zzqq'")],
+                       ("\n".join(merges[:3] + ["Ġt zzqq"] + merges[4:]),
+                        "merges.txt:4: unknown symbol 'zzqq'"),
+                       ("\n".join(merges[:2] + ["Ā ā"] + merges[3:]),
+                        "merges.txt:3: merge result 'Āā' is not in vocab.json")],
         "vocab.json": [("{\"a\": 0, ", "vocab.json:1: invalid JSON"),
                        ("{\"a\": 0, \"b\": 0}", "id 0 is used twice"),
                        ("[1, 2]", "expected a non-empty JSON object")],
@@ -176,6 +179,21 @@ def test_vocab_size_below_alphabet_and_empty_corpus():
         BPETokenizer.train(["  \n ", "\t"], 300, byte_level=False)
 
 
+def test_input_errors_reach_the_caller_from_the_worker_pool(tmp_path):
+    (tmp_path / "bad.txt").write_bytes(b"ok\n" * 10 + b"bin\x00ary\n")
+    for threads in (1, 2):
+        with pytest.raises(InputError, match="is a folder"):
+            BPETokenizer.train([tmp_path], 300, threads=threads)
+        with pytest.raises(InputError, match=r"bad.txt:11: NUL byte"):
+            BPETokenizer.train([tmp_path / "bad.txt"], 300, threads=threads)
+
+
+def test_lowercase_keeps_special_tokens():
+    tok = BPETokenizer.train(["Hello <EOS> World", "hello world"], 300, lowercase=True,
+                             special_tokens=["<EOS>"], min_frequency=1)
+    assert tok.tokens("HELLO<EOS>") == ["hello", "<EOS>"]
+
+
 def test_parallel_counting_gives_the_same_tokenizer(corpus_file):
     one = BPETokenizer.train([corpus_file], 500, threads=1)
     two = BPETokenizer.train([corpus_file], 500, threads=2)
@@ -194,6 +212,17 @@ def test_word_mode_hand_checked():
     assert [tok.id_to_token(i) for i in ids] == ["lo", "w", "<unk></w>", "<unk>", "<unk></w>"]
     assert tok.decode(ids) == "low\ufffd \ufffd\ufffd"
     assert tok.subword_text(["lowz"]) == ["lo@@ w@@ z"]
+
+
+@pytest.fixture(scope="module")
+def word_tok():
+    return BPETokenizer.train(corpus_lines(200), 300, byte_level=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz .,'!\n\t"))
+def test_word_mode_round_trip_normalises_whitespace(word_tok, text):
+    assert word_tok.decode(word_tok.encode(text)) == " ".join(text.split())
 
 
 def test_subword_nmt_codes_round_trip_and_parity(tmp_path):

@@ -169,6 +169,25 @@ def test_query_bad_inputs(encoders, capsys, tmp_path):
         assert code == 2 and message in err and "Traceback" not in err, (args, err)
 
 
+def test_checkpoint_with_nan_or_wrong_shapes_is_refused(encoders, capsys, tmp_path):
+    from embedkit.store import read_store, write_store
+
+    d, _, _, _ = encoders
+    meta, arrays = read_store(d / "mlm" / checkpoint.FILE, mmap=False)
+    for name, change, message in [("nan", lambda a: a.__setitem__((0, 0), np.nan), "NaN or inf"),
+                                  ("shape", None, "wrong shape")]:
+        bad = dict(arrays)
+        if change is None:
+            bad["p.l0.o_w"] = np.zeros((3, 3), np.float32)
+        else:
+            bad["p.wte"] = bad["p.wte"].copy()
+            change(bad["p.wte"])
+        (tmp_path / name).mkdir()
+        write_store(tmp_path / name / checkpoint.FILE, checkpoint.KIND, meta, bad)
+        code, _, err = run(["encoder", "embed", tmp_path / name], capsys)
+        assert code == 2 and message in err, err
+
+
 def test_embed_reads_stdin_and_rejects_bad_utf8(encoders, capsys, monkeypatch, tmp_path):
     d, tok, _, _ = encoders
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"the cat\n")))

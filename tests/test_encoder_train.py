@@ -165,6 +165,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(setup, tmp_path, monkeypa
     (["--steps", 0], "--steps must be at least 1"),
     (["--steps", 2, "--epochs", 1], "not both"),
     (["--batch-size", 0], "--batch-size must be at least 1"),
+    (["--epochs", 0], "--epochs must be > 0"),
+    (["--threads", 0], "--threads must be at least 1"),
+    (["--max-len", 0], "--max-len must be at least 1"),
 ])
 def test_bad_options(setup, capsys, tmp_path, args, message):
     d, corpus, _ = setup
@@ -226,3 +229,12 @@ def test_init_embeddings_copies_matching_pieces(setup, tmp_path):
     params["wte"] = np.zeros((vocab.size, 5), np.float32)
     with pytest.raises(Exception, match="dimension 4"):
         trainer.init_embeddings(params, vocab, vec, quiet=True)
+
+
+def test_epochs_set_the_number_of_steps(setup, tmp_path):
+    _, corpus, tok = setup
+    s = trainer.train([str(corpus)], tok, tmp_path / "e", **dict(SMALL, epochs=2.0))
+    # 2 passes over the training pieces in windows of batch_size * max_len pieces
+    assert s["steps"] == math.ceil(2.0 * s["train_pieces"] / (4 * 16))
+    ids = [t for i, line in enumerate(corpus_lines()) if i % 20 != 19 for t in tok.encode(line) + [0]]
+    assert s["train_pieces"] == len(ids)  # every training line's pieces and its [SEP]

@@ -242,3 +242,13 @@ def test_gzip_input_lowercase_and_max_vocab(tmp_path):
     lines = (tmp_path / "m.vec").read_text().splitlines()
     assert lines[0] == "2 4" and [ln.split()[0] for ln in lines[1:]] == ["the", "cat"]
     assert (tmp_path / "m.ekv").exists() and not (tmp_path / "m.vec.vec").exists()
+
+
+def test_train_help_and_usage_errors_do_not_import_numba_or_numpy():
+    code = ("import sys\nfrom embedkit.cli import main\n"
+            "for argv in (['train', '--help'], ['train', 'x', '-o', 'y', '--dim', 'abc']):\n"
+            "    try:\n        main(argv)\n    except SystemExit as e:\n        print(e.code)\n"
+            "print('numba' in sys.modules, 'numpy' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip().splitlines()[-3:] == ["0", "2", "False False"], r.stdout + r.stderr
+    assert "--subwords [none|char|bpe]" in r.stdout

@@ -151,7 +151,8 @@ def parse_codes(text: str, where: str = "codes") -> tuple[list[str], list[tuple[
                                 "(subword-nmt v0.1 codes are not supported)", 1)
     version = lines[0].split()[-1]
     if version == "byte" or version.rstrip(".0") != "0.2":
-        raise InputError(where, f"unsupported codes version {lines[0][9:].strip()!r} (0.2 text codes only)", 1)
+        raise InputError(where, f"unsupported codes version {lines[0][9:].strip()!r} "
+                                "(0.2 text codes only)", 1)
     pairs = []
     base = set()
     for n, line in enumerate(lines[1:], 2):

@@ -49,6 +49,10 @@ class BPETokenizer:
         self._cache: dict[str, tuple[int, ...]] = {}
         self._raw: dict[str, tuple[int, ...]] = {}  # word mode: ids before unknown → <unk>
         self._ext: dict[str, int] = {}  # word mode: unknown symbols get ids >= vocab_size
+        self._ext_r: dict[int, str] = {}
+        self._str_cache: tuple[dict, dict] = ({}, {})  # word → rendered pieces / ids
+        self._byte_lut = None  # byte → token id
+        self._id_bytes = None  # token id → bytes
 
     # ---- construction -------------------------------------------------------------------------
 
@@ -63,7 +67,7 @@ class BPETokenizer:
         specials = list(dict.fromkeys(special_tokens))
         if any(not isinstance(t, str) or not t or any(c.isspace() for c in t) for t in specials):
             raise UsageError("special tokens must be non-empty strings without whitespace")
-        if int(vocab_size) != vocab_size or vocab_size < 1:
+        if not isinstance(vocab_size, int) or vocab_size < 1:
             raise UsageError(f"vocab size must be a positive integer, got {vocab_size!r}")
         if threads < 1:
             raise UsageError(f"threads must be >= 1, got {threads}")
@@ -79,7 +83,7 @@ class BPETokenizer:
             name = ", ".join(map(str, corpus)) if paths else "corpus"
             raise InputError(name, "empty corpus: no words to learn from")
         tokens, merges = learn(counts, int(vocab_size), min_frequency=min_frequency,
-                               byte_level=byte_level, special_tokens=specials)
+                               byte_level=byte_level, special_tokens=specials, release=True)
         return cls(tokens, merges, files.settings_for(byte_level, lowercase, specials))
 
     @classmethod
@@ -114,7 +118,8 @@ class BPETokenizer:
     def from_codes(cls, text: str, where: str = "codes") -> "BPETokenizer":
         """A word-mode tokenizer from subword-nmt v0.2 codes (characters they never use are unknown)."""
         base, pairs = files.parse_codes(text, where)
-        tokens = [UNK, UNK + EOW] + base
+        chars = sorted({b[:-len(EOW)] if b.endswith(EOW) else b for b in base})
+        tokens = [UNK, UNK + EOW] + chars + [c + EOW for c in chars]
         ids = {t: i for i, t in enumerate(tokens)}
         for a, b in pairs:
             if a + b not in ids:
@@ -247,7 +252,7 @@ class BPETokenizer:
         the CLI's output, built from a per-word string cache."""
         if not ids and not self.byte_level:
             return self.subword_text(lines)
-        strs = self.__dict__.setdefault("_str_cache", ({}, {}))[ids]
+        strs = self._str_cache[ids]
         if len(strs) > _CACHE_LIMIT:
             strs.clear()
         flat = self._joined_words(lines)
@@ -355,10 +360,10 @@ class BPETokenizer:
         """Words → flat int32 symbol ids + int64 word starts. Byte-level: bytes missing from a
         foreign vocabulary are dropped, as HF does without an unk token."""
         if self.byte_level:
-            lut = self.__dict__.get("_byte_lut")
-            if lut is None:
-                lut = np.array([self._ids.get(c, -1) for c in bytes_to_unicode()], np.int32)
-                self._byte_lut = lut
+            if self._byte_lut is None:
+                self._byte_lut = np.array([self._ids.get(c, -1) for c in bytes_to_unicode()],
+                                          np.int32)
+            lut = self._byte_lut
             raw = [word_bytes(w) for w in words]
             sym = lut[np.frombuffer(b"".join(raw), np.uint8)]
             wstart = np.zeros(len(raw) + 1, np.int64)
@@ -385,7 +390,7 @@ class BPETokenizer:
     def _symbol(self, i: int) -> str:
         if i < len(self._tokens):
             return self._tokens[i]
-        if len(self._ext) != len(self.__dict__.get("_ext_r", ())):
+        if len(self._ext) != len(self._ext_r):
             self._ext_r = {v: k for k, v in self._ext.items()}
         return self._ext_r[i]
 
@@ -407,13 +412,13 @@ class BPETokenizer:
         """Byte-level: the exact bytes the ids stand for."""
         if not self.byte_level:
             return self.decode(ids).encode("utf-8", "surrogateescape")
-        table = self.__dict__.get("_id_bytes")
-        if table is None:
+        if self._id_bytes is None:
             table = []
             for t in self._tokens:
                 b = None if t in self._special_ids else from_symbols(t)
                 table.append(b if b is not None else t.encode("utf-8", "surrogatepass"))
             self._id_bytes = table
+        table = self._id_bytes
         self._check_ids(ids)
         return b"".join(map(table.__getitem__, ids))
 

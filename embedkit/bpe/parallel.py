@@ -54,13 +54,26 @@ def fork_map(func: Callable[[Any, Any], Any], tasks: Iterable, threads: int, sta
     import multiprocessing
 
     _STATE = state
+    failed: list[Exception] = []
+
+    def items():
+        # runs in the pool's feeder thread: an error reading the input must reach the caller
+        try:
+            for task in tasks:
+                yield func, task
+        except Exception as e:  # noqa: BLE001 — re-raised below, in the caller's thread
+            failed.append(e)
+
     try:
         with multiprocessing.get_context("fork").Pool(threads, _ignore_sigint) as pool:
-            items = ((func, task) for task in tasks)
-            results = pool.imap(_call, items) if ordered else pool.imap_unordered(_call, items)
+            results = pool.imap(_call, items()) if ordered else pool.imap_unordered(_call, items())
             for r in results:
                 if isinstance(r, _Raised):
                     r.reraise()
+                if failed:
+                    break
                 yield r
+        if failed:
+            raise failed[0]
     finally:
         _STATE = None

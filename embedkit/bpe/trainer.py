@@ -7,6 +7,7 @@ these ids, embedkit learns the same merges as HF from the same counts.
 """
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 import numpy as np
@@ -42,7 +43,7 @@ class _Vocab:
 
 def base_vocab(byte_level: bool, special_tokens, words=()) -> _Vocab:
     """Special tokens, then the alphabet. Word mode: ``<unk>``, ``<unk></w>``, every character
-    seen, then every character seen at the end of a word with the ``</w>`` marker."""
+    seen, then each of them with the ``</w>`` end-of-word marker."""
     v = _Vocab()
     for t in special_tokens:
         v.add(t)
@@ -52,14 +53,10 @@ def base_vocab(byte_level: bool, special_tokens, words=()) -> _Vocab:
         return v
     v.add(UNK)
     v.add(UNK + EOW)
-    chars = set()
-    final = set()
-    for w in words:
-        chars.update(w)
-        final.add(w[-1])
-    for c in sorted(chars):
+    chars = sorted(set(itertools.chain.from_iterable(words)))
+    for c in chars:
         v.add(c)
-    for c in sorted(final):
+    for c in chars:  # every known character may end a word, even if none did in training
         v.add(c + EOW)
     return v
 
@@ -83,8 +80,11 @@ def _symbols(words: list[str], vocab: _Vocab, byte_level: bool):
 
 
 def learn(counts: Counter, vocab_size: int, *, min_frequency: int = 2, byte_level: bool = True,
-          special_tokens=()) -> tuple[list[str], list[tuple[int, int]]]:
-    """Return (tokens in id order, merges as (left id, right id) pairs in rank order)."""
+          special_tokens=(), release: bool = False) -> tuple[list[str], list[tuple[int, int]]]:
+    """Return (tokens in id order, merges as (left id, right id) pairs in rank order).
+
+    ``release=True`` empties ``counts`` once it is turned into arrays (lower peak memory).
+    """
     from .kernels import learn_merges
 
     words = list(counts)
@@ -95,6 +95,9 @@ def learn(counts: Counter, vocab_size: int, *, min_frequency: int = 2, byte_leve
                          f"({len(vocab.tokens)}: special tokens + {what})")
     sym, wstart = _symbols(words, vocab, byte_level)
     wcount = np.fromiter(counts.values(), np.int64, len(words))
+    del words
+    if release:
+        counts.clear()  # the kernel needs only the arrays: free the strings before it runs
     text = [t.encode("utf-8", "surrogatepass") for t in vocab.tokens]
     tok_off = np.zeros(len(text) + 1, np.int64)
     np.cumsum([len(t) for t in text], out=tok_off[1:])

@@ -127,6 +127,8 @@ def train(paths, tokenizer, encdir, *, steps: int | None = None, epochs: float |
         raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
     if steps is not None and epochs is not None:
         raise UsageError("give --steps or --epochs, not both")
+    if epochs is not None and not epochs > 0:
+        raise UsageError(f"--epochs must be > 0 (got {epochs})")
     arch = {k: options.get(k) for k in DEFAULTS}
     opts = {k: options.get(k) if options.get(k) is not None else v for k, v in TRAIN_DEFAULTS.items()}
     for k in ("batch_size", "checkpoint_every"):
