@@ -182,3 +182,11 @@ def test_count_block_equals_counting_the_regex_matches():
     for _ in range(5000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16)))
         assert count_block(text) == Counter(split_words(text, GPT2_BLOCK_PATTERN)), repr(text)
+
+
+def test_count_words_on_texts_splits_each_text_on_its_own():
+    from embedkit.bpe.count import count_words
+
+    for texts in (["ab ab", " y\n", "", "z  "], ["ab ab", "a\x00b  x", " y\n"]):  # NUL: text by text
+        expect = Counter(w for t in texts for w in split_words(t, GPT2_PATTERN))
+        assert count_words(texts) == expect

@@ -16,8 +16,8 @@ from typing import Iterator
 from ..corpus import Block, check_no_nul, decode, iter_blocks
 from ..errors import UsageError
 from .parallel import fork_map
-from .pretokenize import (GPT2_BLOCK_JOINED_PATTERN, GPT2_PATTERN, LINE_SEP, WHITESPACE, compiled,
-                          split_words)
+from .pretokenize import (GPT2_BLOCK_JOINED_PATTERN, GPT2_JOINED_PATTERN, GPT2_PATTERN, LINE_SEP,
+                          compiled, split_words)
 
 JOB_BYTES = 1 << 22
 
@@ -65,12 +65,16 @@ def _count(_, task):
         if byte_level:
             return count_block(text), len(job.data)
         return Counter(text.split()), len(job.data)
-    texts = job
-    pattern = GPT2_PATTERN if byte_level else WHITESPACE
+    texts = [t.lower() for t in job] if lowercase else job
     size = sum(map(len, job))
-    if lowercase:
-        texts = [t.lower() for t in texts]
-    return Counter(itertools.chain.from_iterable(split_words(t, pattern) for t in texts)), size
+    if not byte_level:
+        return Counter(itertools.chain.from_iterable(t.split() for t in texts)), size
+    joined = LINE_SEP.join(texts)
+    if joined.count(LINE_SEP) == len(texts) - 1:  # one regex call; each text split on its own
+        words = Counter(split_words(joined, GPT2_JOINED_PATTERN))
+        words.pop(LINE_SEP, None)
+        return words, size
+    return Counter(itertools.chain.from_iterable(split_words(t, GPT2_PATTERN) for t in texts)), size
 
 
 def count_words(corpus, *, byte_level: bool = True, lowercase: bool = False, threads: int = 1,
@@ -142,23 +146,27 @@ def count_block(text: str) -> Counter:
 
 def _joined_groups(text: str, regex) -> list[tuple[int, int]]:
     """Ranges [a, b] of pieces of ``text.split(' ')`` that must be pre-tokenized together: those
-    linked by a separating space with whitespace (or the end of the text) on both sides."""
-    links = []
-    spaces = 0
+    linked by a separating space with whitespace (or the end of the text) on both sides.
+
+    The interior spaces of one whitespace run link consecutive pieces, so each run is one range
+    (work per run, not per character: indented code stays cheap).
+    """
+    groups: list[tuple[int, int]] = []
+    spaces = 0  # spaces in text[:last]
     last = 0
     n = len(text)
     for m in regex.finditer(r"\s{2,}", text):
         start, end = m.span()
         inner_end = end if end == n else end - 1
-        for s in range(start + 1, inner_end):
-            if text[s] == " ":
-                spaces += text.count(" ", last, s)
-                last = s
-                links.append(spaces + 1)  # the piece after this space joins the one before
-    groups: list[tuple[int, int]] = []
-    for i in links:
-        if groups and groups[-1][1] == i - 1:
-            groups[-1] = (groups[-1][0], i)
+        k = text.count(" ", start + 1, inner_end)
+        if not k:
+            continue
+        first = text.index(" ", start + 1, inner_end)
+        spaces += text.count(" ", last, first)
+        last = first
+        a, b = spaces, spaces + k  # the piece before the first interior space .. after the last
+        if groups and groups[-1][1] >= a:
+            groups[-1] = (groups[-1][0], b)
         else:
-            groups.append((i - 1, i))
+            groups.append((a, b))
     return groups
