@@ -47,11 +47,12 @@ def fork_map(func: Callable[[Any, Any], Any], tasks: Iterable, threads: int, sta
     ``func`` must be a module-level function. ``tasks`` is consumed lazily (bounded memory).
     """
     global _STATE
-    if threads <= 1:
+    import multiprocessing
+
+    if threads <= 1 or "fork" not in multiprocessing.get_all_start_methods():  # e.g. Windows
         for task in tasks:
             yield func(state, task)
         return
-    import multiprocessing
 
     _STATE = state
     failed: list[Exception] = []
