@@ -141,4 +141,4 @@ def demo(corpus, out, threads, seed, quiet):
 def _bpe_subwords_available() -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("embedkit.train.bpe_subwords") is not None
+    return importlib.util.find_spec("embedkit.wordvec.bpe_subwords") is not None

@@ -47,7 +47,7 @@ def train(corpus, name, model, dim, window, negative, epochs, min_count, max_voc
     import os
 
     from embedkit.errors import OutputError
-    from embedkit.train.args import TrainOptions
+    from embedkit.wordvec.args import TrainOptions
 
     opts = TrainOptions(model, dim, window, negative, epochs, min_count, max_vocab, sample, lr,
                         threads, seed, subwords, minn, maxn, buckets, tokenizer, lowercase).validate()
@@ -61,7 +61,7 @@ def train(corpus, name, model, dim, window, negative, epochs, min_count, max_voc
         if os.path.isdir(p):
             raise OutputError(f"{p}: is a folder, expected a file name")
 
-    from embedkit.train.trainer import as_vectors, fit
+    from embedkit.wordvec.trainer import as_vectors, fit
 
     m = as_vectors(fit(list(corpus), opts, quiet=quiet))
     m.save_native(ekv_path)

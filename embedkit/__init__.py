@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "BPETokenizer": ("embedkit.bpe.model", "BPETokenizer"),
-    "train": ("embedkit.train.trainer", "train"),
+    "train": ("embedkit.wordvec.trainer", "train"),
     "load": ("embedkit.vectors.model", "load"),
     "Vectors": ("embedkit.vectors.model", "Vectors"),
     "Encoder": ("embedkit.encoder.model", "Encoder"),

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from embedkit.cli import main
-from embedkit.train.trainer import as_vectors, fit
-from embedkit.train.args import TrainOptions
-from embedkit.train.vocab import build_vocab, spool_corpus
+from embedkit.wordvec.trainer import as_vectors, fit
+from embedkit.wordvec.args import TrainOptions
+from embedkit.wordvec.vocab import build_vocab, spool_corpus
 from embedkit.vectors.formats.native import load_native
 
 ANIMALS = ["cat", "dog", "mouse", "horse", "cow"]
@@ -92,7 +92,7 @@ def test_vocabulary_order_min_count_and_max_vocab(tmp_path):
 
 
 def test_spooled_chunks_end_at_sentence_boundaries(tmp_path, monkeypatch):
-    import embedkit.train.vocab as vocab
+    import embedkit.wordvec.vocab as vocab
 
     monkeypatch.setattr(vocab, "CHUNK_TOKENS", 7)
     lines = [" ".join(["w%d" % (i % 13)] * (1 + i % 5)) for i in range(200)]

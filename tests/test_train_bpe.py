@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from embedkit.subwords import scheme_from_meta
-from embedkit.train.args import TrainOptions
-from embedkit.train.bpe_subwords import BpePieces
-from embedkit.train.trainer import as_vectors, fit, subword_table
+from embedkit.wordvec.args import TrainOptions
+from embedkit.wordvec.bpe_subwords import BpePieces
+from embedkit.wordvec.trainer import as_vectors, fit, subword_table
 from embedkit.vectors.formats.native import load_native
 
 LINES = ["the cat sat on the mat", "the dog ate the cat food", "cats and dogs eat food"] * 60

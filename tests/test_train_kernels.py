@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from embedkit.subwords import CharNgrams, char_ngram_rows, char_ngrams, fnv1a32
-from embedkit.train import kernels as K
-from embedkit.train.trainer import subword_table
-from embedkit.train.vocab import keep_thresholds, negative_table
+from embedkit.wordvec import kernels as K
+from embedkit.wordvec.trainer import subword_table
+from embedkit.wordvec.vocab import keep_thresholds, negative_table
 
 WORDS = ["a", "cat", "été", "日本語", "naïve", "x" * 20, "ab\u0301c", "🙂ok", "</s>"]
 

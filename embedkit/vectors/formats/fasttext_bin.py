@@ -152,8 +152,8 @@ def word_vectors(words: list[str], inp: np.ndarray, minn: int, maxn: int, bucket
     Reuses the training kernels (the same bags training averages), so a 2M-word model's vectors
     are rebuilt in seconds, summed in float32 in fastText's order.
     """
-    from ...train.kernels import bag_means
-    from ...train.trainer import subword_table
+    from ...wordvec.kernels import bag_means
+    from ...wordvec.trainer import subword_table
 
     scheme = CharNgrams(minn, maxn, bucket) if maxn > 0 and bucket > 0 else None
     ptr, ids, _ = subword_table(scheme, words)
