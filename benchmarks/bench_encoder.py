@@ -14,7 +14,7 @@ warm-up; ratios are ours / torch from this same run. Then, unless --no-corpus, a
 pretraining run on ../shared/data/corpus/dev.txt (BPE vocabulary of 8,000 learnt first) reports
 the held-out masked-piece cross-entropy against the unigram entropy of the pieces (nats).
 
-    python benchmarks/bench_encoder.py [--reps 5] [--rounds 2] [--steps 1200] [--no-corpus]
+    python benchmarks/bench_encoder.py [--reps 5] [--rounds 2] [--steps 400] [--no-corpus]
 """
 from __future__ import annotations
 
@@ -212,8 +212,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=1200)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--no-corpus", action="store_true")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--work", default="/tmp/encoder/bench")

@@ -294,6 +294,7 @@ def train_chunk(tokens, remap, keep, ptr, sub, win, wout, negtab, sig, logsig, s
     sen = np.empty(MAX_SENT, np.int32)
     hidden = np.empty(dim, np.float32)
     grad = np.empty(dim, np.float32)
+    total = np.empty(dim, np.float32)
     x = rng[tid]
     n = tokens.shape[0]
     nthreads = progress.shape[0]
@@ -337,28 +338,34 @@ def train_chunk(tokens, remap, keep, ptr, sub, win, wout, negtab, sig, logsig, s
                     if status != OK:
                         break
                     continue
-                # Subwords: the center's bag mean predicts each context word; the gradient of the
-                # whole window is applied to the bag once.
+                # Subwords: the center's bag mean predicts each context word. fastText adds each
+                # pair's gradient to every bag row at once, which moves the bag mean by exactly that
+                # gradient; so the mean is advanced in place and the rows get the window's sum once
+                # (same updates, one pass over the bag instead of one per context word).
                 hidden[:] = 0.0
                 for k in range(a, b):
                     _add_row(hidden, win, sub[k])
                 inv = np.float32(1.0 / (b - a))
                 for d in range(dim):
                     hidden[d] *= inv
-                grad[:] = 0.0
+                total[:] = 0.0
                 for c in range(lo, hi):
                     if c == pos:
                         continue
+                    grad[:] = 0.0
                     x, l, st = _ns_update(hidden, grad, sen[c], negative, wout, negtab, x, lr, sig, logsig)
                     if st != OK:
                         status = st
                         break
                     lsum += l
                     lcount += 1
+                    for d in range(dim):
+                        hidden[d] += grad[d]
+                        total[d] += grad[d]
                 if status != OK:
                     break
                 for k in range(a, b):
-                    _add_to_row(win, sub[k], grad)
+                    _add_to_row(win, sub[k], total)
             else:
                 hidden[:] = 0.0
                 cnt = 0

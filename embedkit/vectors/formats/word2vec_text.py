@@ -16,7 +16,7 @@ from ...errors import InputError, UsageError
 from ...io import atomic_write
 from .checks import MAX_DIM, check_model, decode_words, read_bytes
 
-_FORMAT_VALUES = 1 << 20  # values formatted per thread per step
+_FORMAT_VALUES = 1 << 17  # values formatted per thread per step: bounds the write buffers (~5 MiB)
 _KERNEL_MIN_BYTES = 8 << 20  # below this, importing Numba costs more than it saves
 
 
