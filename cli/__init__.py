@@ -50,17 +50,29 @@ def cli():
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: turns library errors into one line and exit code 2, Ctrl-C into 130."""
+    """Console entry point: every error is one line on stderr and exit code 2, Ctrl-C is 130.
+
+    The command is run through ``make_context``/``invoke`` rather than ``cli.main`` because click's
+    own handlers would print usage errors on four lines and turn a closed pipe into exit code 1.
+    """
     from embedkit.errors import EmbedkitError
 
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        rv = cli.main(args=argv, prog_name="embedkit", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("embedkit: interrupted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
+        with cli.make_context("embedkit", args) as ctx:
+            rv = cli.invoke(ctx)
+    except click.exceptions.Exit as e:  # --help, --version
+        sys.exit(e.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("\nembedkit: interrupted", err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.UsageError as e:
+        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
+        click.echo(f"embedkit: error: {e.format_message()}{hint}", err=True)
+        sys.exit(2)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
@@ -68,8 +80,11 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"embedkit: error: {e}", err=True)
         sys.exit(2)
     except BrokenPipeError:
-        # The reader went away (`embedkit nn ... | head`): not an error of ours.
-        sys.stderr.close()
+        # The reader went away (`embedkit nn ... | head`): not an error of ours. stdout still
+        # holds unwritable data that the exit-time flush would trip over, so point it at devnull.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
     except MemoryError:
         click.echo("embedkit: error: out of memory", err=True)

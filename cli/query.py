@@ -42,6 +42,8 @@ def _stdin_queries():
             except UnicodeDecodeError as e:
                 raise InputError("-", f"not valid UTF-8 (byte {e.start + 1})", lineno) from None
         q = line.strip()
+        if lineno == 1:
+            q = q.lstrip("\ufeff")  # a UTF-8 BOM (files saved by Windows tools) is not part of the word
         if q:
             yield q
 

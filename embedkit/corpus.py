@@ -41,21 +41,32 @@ class Line(NamedTuple):
 
 
 @contextlib.contextmanager
+def open_file(path: str | os.PathLike, expected: str = "a file") -> Iterator[BinaryIO]:
+    """``open(path, "rb")`` with a missing file, a folder or an OS error as a one-line InputError.
+
+    Every reader of user files goes through here so the three messages read the same everywhere.
+    """
+    name = os.fspath(path)
+    if os.path.isdir(name):
+        raise InputError(name, f"is a folder, expected {expected}")
+    try:
+        f = open(name, "rb")
+    except FileNotFoundError:
+        raise InputError(name, "no such file") from None
+    except OSError as e:
+        raise InputError(name, f"cannot read: {e.strerror}") from None
+    with f:
+        yield f
+
+
+@contextlib.contextmanager
 def open_input(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """Open a corpus file for binary reading: ``-`` is stdin, gzip is recognised by content."""
     name = os.fspath(path)
     if name == "-":
         yield sys.stdin.buffer
         return
-    if os.path.isdir(name):
-        raise InputError(name, "is a folder, expected a file")
-    try:
-        raw = open(name, "rb")
-    except FileNotFoundError:
-        raise InputError(name, "no such file") from None
-    except OSError as e:
-        raise InputError(name, f"cannot read: {e.strerror}") from None
-    with raw:
+    with open_file(name) as raw:
         if raw.peek(2)[:2] == b"\x1f\x8b":
             with gzip.GzipFile(fileobj=raw) as gz:
                 yield gz

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .corpus import open_file
 from .errors import InputError
 from .io import atomic_write
 
@@ -82,9 +83,9 @@ def read_store(path: str | os.PathLike, kind: str | None = None, mmap: bool = Tr
                ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Return ``(meta, arrays)``; arrays are read-only memory maps unless ``mmap`` is False."""
     name = os.fspath(path)
-    try:
-        size = os.path.getsize(name)
-        with open(name, "rb") as f:
+    with open_file(name) as f:
+        try:
+            size = os.fstat(f.fileno()).st_size
             prefix = f.read(_PREFIX.size)
             if len(prefix) < _PREFIX.size or prefix[:8] != MAGIC:
                 raise InputError(name, "not an embedkit model file")
@@ -94,16 +95,13 @@ def read_store(path: str | os.PathLike, kind: str | None = None, mmap: bool = Tr
                                        f"(this embedkit reads version {VERSION})")
             if _PREFIX.size + head_len > size:
                 raise InputError(name, "truncated embedkit file (header runs past the end)")
-            try:
-                header = json.loads(f.read(head_len).decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                raise InputError(name, "corrupt embedkit file header") from None
-    except FileNotFoundError:
-        raise InputError(name, "no such file") from None
-    except IsADirectoryError:
-        raise InputError(name, "is a folder, expected a file") from None
-    except OSError as e:
-        raise InputError(name, f"cannot read: {e.strerror}") from None
+            header = json.loads(f.read(head_len).decode("utf-8"))
+            if not isinstance(header, dict):
+                raise json.JSONDecodeError("not an object", "", 0)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise InputError(name, "corrupt embedkit file header") from None
+        except OSError as e:
+            raise InputError(name, f"cannot read: {e.strerror}") from None
     if kind is not None and header.get("kind") != kind:
         raise InputError(name, f"holds a {header.get('kind')!r}, expected a {kind!r}")
     arrays = {}

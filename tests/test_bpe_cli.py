@@ -97,6 +97,9 @@ def test_special_tokens_and_settings_file(corpus, tmp_path):
     (["learn", "{tmp}/ok.txt", "-o", "{tmp}/t", "--vocab-size", "lots"], "'lots' is not a valid integer"),
     (["learn", "{tmp}/ok.txt", "-o", "{tmp}/ok.txt", "--vocab-size", "300"], "exists and is not a folder"),
     (["learn", "{tmp}/ok.txt", "-o", "{tmp}/no/t", "--vocab-size", "300"], "does not exist"),
+    (["learn", "{tmp}/ok.txt", "-o", "{tmp}/t", "--vocab-size", "300", "--threads", "5000"],
+     "'--threads': 5000 is not in the range 1<=x<=1024"),
+    (["encode", "-t", "TOKDIR", "--threads", "99999999999", "{tmp}/ok.txt"], "is not in the range"),
     (["encode", "-t", "{tmp}/nothing", "{tmp}/ok.txt"], "no such tokenizer folder"),
     (["encode", "-t", "{tmp}/ok.txt", "{tmp}/ok.txt"], "no '#version: 0.2' header"),
     (["decode", "-t", "TOKDIR", "{tmp}/ok.txt"], "ok.txt:1: not a token id: 'hello'"),
@@ -113,6 +116,8 @@ def test_bad_input_is_one_line_exit_2_and_no_output(tokdir, tmp_path, args, mess
     err = r.stderr.decode()
     assert r.returncode == 2, err
     assert message in err and "Traceback" not in err
+    # one line (a progress bar may come first, erased with \r)
+    assert err.split("\r")[-1].startswith("embedkit: error: ") and err.count("\n") == 1, err
     if args[0] == "learn":
         assert not (tmp_path / "t").exists()
         assert not any(p.name.startswith(".t.") for p in tmp_path.iterdir())

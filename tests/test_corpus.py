@@ -97,3 +97,18 @@ def test_blocks_keep_all_bytes(tmp_path):
     p = tmp_path / "a.txt"
     p.write_bytes(data)
     assert b"".join(b.data for b in iter_blocks(p, block_bytes=1000, max_line=500)) == data
+
+
+def test_open_file_is_the_one_place_that_names_missing_files_and_folders(tmp_path):
+    from embedkit.bpe.files import read_text
+    from embedkit.corpus import open_file
+    from embedkit.store import read_store
+    from embedkit.vectors.formats.checks import read_bytes
+
+    for read in (lambda p: open_file(p).__enter__(), read_text, read_store, read_bytes):
+        with pytest.raises(InputError, match=r"nope\.txt: no such file$"):
+            read(tmp_path / "nope.txt")
+        with pytest.raises(InputError, match="is a folder, expected a"):
+            read(tmp_path)
+    with pytest.raises(InputError, match="is a folder, expected a vector file"):
+        read_bytes(tmp_path)

@@ -190,3 +190,33 @@ def test_fully_masked_row_is_zero_not_nan():
     s = np.ones((1, 2, 2))
     K.softmax_forward(s, np.full((1, 2), -np.inf), 1, 1.0, False, True)
     assert np.array_equal(s, np.zeros((1, 2, 2)))
+
+
+def test_batch_chunks_on_threads_match_one_chunk(rng, monkeypatch):
+    """Cutting the batch into per-thread chunks (one of them without loss rows) gives the
+    one-chunk forward, loss and gradients up to rounding."""
+    from embedkit.encoder import threads
+
+    cfg = dict(vocab=11, dim=8, heads=2, layers=2, ffn=12, max_len=6, positions="learned",
+               objective="mlm")
+    params = N.init_params(cfg, rng, np.float64)
+    ids = rng.integers(0, 11, (5, 6))
+    keep = np.arange(6)[None, :] < np.array([6, 3, 5, 6, 2])[:, None]
+    rows = np.array([1, 20, 4, 25, 29])  # sequences 0, 3, 4: the middle chunk has none
+    targets = np.array([3, 4, 10, 0, 7])
+    results = {}
+    real = threads._pool
+    for k in (1, 3):
+        monkeypatch.setattr(threads, "workers", lambda k=k: k)
+        calls = []
+        monkeypatch.setattr(threads, "_pool", lambda n: calls.append(n) or real(n))
+        h, _ = N.forward(params, cfg, ids, keep)
+        loss, grads = N.loss_and_grads(params, cfg, ids, keep, rows, targets)
+        assert calls == ([] if k == 1 else [3, 3])
+        results[k] = h, loss, grads
+    (h1, loss1, g1), (h3, loss3, g3) = results[1], results[3]
+    np.testing.assert_allclose(h3, h1, rtol=1e-12, atol=1e-12)
+    assert loss3 == pytest.approx(loss1, rel=1e-12)
+    assert set(g3) == set(g1)
+    for name in g1:
+        np.testing.assert_allclose(g3[name], g1[name], rtol=1e-10, atol=1e-12)

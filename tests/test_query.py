@@ -117,3 +117,35 @@ def test_stdin_with_invalid_utf8_names_the_line(model, capsys, monkeypatch):
         main(["nn", str(model)])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "<stdin>:2: not valid UTF-8" in err
+
+
+def test_stdin_queries_ignore_a_utf8_bom_and_crlf(model, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"\xef\xbb\xbfpear\r\nking\r\n")))
+    code, out, err = run(["vectors", model], capsys)
+    assert code == 0 and err == "" and out == "pear 0 0 0.200000003 1\nking 1 1 0 0\n"
+
+
+def test_eval_skips_non_finite_scores_and_blank_lines(model, tmp_path, capsys):
+    (tmp_path / "s.tsv").write_text("king\tqueen\t9\nman\twoman\tnan\napple\tpear\t8\n"
+                                    "man\tking\tinf\nwoman\tpear\t1\n")
+    code, out, _ = run(["eval", model, "--similarity", tmp_path / "s.tsv", "--json"], capsys)
+    sim = json.loads(out)
+    assert code == 0 and sim["used"] == 3 and sim["invalid_lines"] == 2
+    assert sim["spearman"] == pytest.approx(0.5)
+    (tmp_path / "a.txt").write_text("\n: family\n\nman king woman queen\n")
+    code, out, _ = run(["eval", model, "--analogies", tmp_path / "a.txt"], capsys)
+    assert code == 0 and "1/1 questions used" in out
+    code, _, err = run(["eval", model, "--similarity", tmp_path], capsys)
+    assert code == 2 and "is a folder, expected a file" in err and "vector" not in err
+
+
+def test_usage_errors_and_closed_pipes(model):
+    r = subprocess.run([sys.executable, "-m", "embedkit", "nn", str(model), "-k", "many"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == ("embedkit: error: Invalid value for '-k': 'many' is not a valid integer. "
+                        "(see 'embedkit nn --help')\n")
+    sh = (f"yes pear | head -20000 | {sys.executable} -m embedkit nn {model} -k 3 | head -1; "
+          "exit ${PIPESTATUS[2]}")
+    r = subprocess.run(["bash", "-c", sh], capture_output=True, text=True)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "apple\t0.980581\n", "")

@@ -73,3 +73,13 @@ def test_atomic_dir_replaces_whole_folder(tmp_path):
     with atomic_dir(d) as t:
         (t / "b").write_text("2")
     assert sorted(x.name for x in d.iterdir()) == ["b"] and len(list(tmp_path.iterdir())) == 1
+
+
+def test_header_that_is_not_a_json_object_is_corrupt(tmp_path):
+    import json
+    import struct
+
+    head = json.dumps([1, 2]).encode()
+    (tmp_path / "x.ekv").write_bytes(struct.pack("<8sIIQ", b"EMBEDKIT", 1, 0, len(head)) + head)
+    with pytest.raises(InputError, match="corrupt embedkit file header"):
+        read_store(tmp_path / "x.ekv")

@@ -125,6 +125,28 @@ def test_skipgram_kernel_step_equals_reference_gradient():
     np.testing.assert_allclose(win, ref_in, atol=2e-3 * lr)
 
 
+def test_skipgram_subword_kernel_updates_the_bag_per_pair_like_fasttext():
+    """fastText re-reads the centre's bag mean for every context word; the middle word of
+    [0, 1, 2] has two, so the second pair must see the first pair's update."""
+    rng = np.random.default_rng(3)
+    ptr = np.array([0, 3, 6, 8, 9], np.int64)
+    sub = np.array([0, 4, 5, 1, 5, 6, 2, 4, 3], np.int32)
+    win = rng.normal(scale=0.5, size=(7, 8)).astype(np.float32)
+    wout = rng.normal(scale=0.5, size=(4, 8)).astype(np.float32)
+    ref_in, ref_out = win.astype(np.float64), wout.astype(np.float64)
+    lr = 0.2
+    for center, ctx in ((0, 1), (1, 0), (1, 2), (2, 1)):
+        bag = sub[ptr[center]:ptr[center + 1]]
+        _, gh, gout = _ref_loss_grad(ref_in[bag].mean(0), ref_out, ctx, [3])
+        ref_out -= lr * gout
+        ref_in[bag] -= lr * gh  # every bag row gets the unscaled gradient
+    status = _run_kernel(np.array([0, 1, 2, -1], np.int32), win, wout, lr, skipgram=True,
+                         window=1, ptr=ptr, sub=sub)
+    assert status == K.OK
+    np.testing.assert_allclose(wout, ref_out, atol=2e-3 * lr)
+    np.testing.assert_allclose(win, ref_in, atol=2e-3 * lr)
+
+
 def _run_kernel(tokens, win, wout, lr, skipgram, window, ptr=None, sub=None):
     nw = wout.shape[0]
     if ptr is None:

@@ -10,6 +10,7 @@ import json
 import os
 from pathlib import Path
 
+from ..corpus import open_file
 from ..errors import InputError
 from .pretokenize import GPT2_PATTERN, WHITESPACE
 
@@ -104,14 +105,11 @@ def parse_settings(text: str | None, where: str = SETTINGS) -> dict:
 
 
 def read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a folder, expected a file") from None
-    except OSError as e:
-        raise InputError(path, f"cannot read: {e.strerror}") from None
+    with open_file(path) as f:
+        try:
+            data = f.read()
+        except OSError as e:
+            raise InputError(path, f"cannot read: {e.strerror}") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

@@ -6,7 +6,8 @@ Why fused: in a plain NumPy forward, matmuls are only ~60-70% of the time; the r
 Each kernel here does one sweep per row. LLVM has no vector ``exp``/``erf`` here (no SVML), so
 float32 runs use a vectorisable exp (Cody-Waite + polynomial, ~1e-7 relative) and the rational
 erf of Eigen/XLA; ``exact=True`` (float64 gradient checks) uses ``np.exp``/``math.erf`` instead.
-All row loops are ``prange`` over independent rows, so results do not depend on thread count.
+All row loops are ``prange`` over independent rows, so results do not depend on thread count; all
+kernels release the GIL, so the batch chunks of ``threads.map_chunks`` run them side by side.
 """
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ def _erf_fast(x):
     return x * p / q
 
 
-@njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True)
+@njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True, nogil=True)
 def softmax_forward(s, bias, heads, scale, causal, exact):
     """In place: s[bh, t, :] = softmax_j(s*scale + bias[b, j]), j <= t when causal.
 
@@ -148,7 +149,7 @@ def _exp_sum(buf, ibuf, n, exact):
     return total
 
 
-@njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True)
+@njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True, nogil=True)
 def softmax_backward(p, dp, scale):
     """In place: dp = scale * p * (dp - sum_j dp*p), the gradient w.r.t. the unscaled scores.
 
@@ -167,7 +168,7 @@ def softmax_backward(p, dp, scale):
             dr[j] = scale * pr[j] * (dr[j] - dot)
 
 
-@njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True)
+@njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True, nogil=True)
 def add_layernorm_forward(x, r, g, b, eps, y, xhat, rstd):
     """y = LN(x + r) * g + b row-wise; keeps xhat [N, D] and rstd [N] for the backward pass.
 
@@ -193,7 +194,7 @@ def add_layernorm_forward(x, r, g, b, eps, y, xhat, rstd):
             y[i, j] = h * g[j] + b[j]
 
 
-@njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True)
+@njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True, nogil=True)
 def layernorm_backward(dy, xhat, rstd, g, dx):
     """dx = rstd * (dxh - mean(dxh) - xhat * mean(dxh * xhat)), dxh = dy * g.
 
@@ -214,7 +215,7 @@ def layernorm_backward(dy, xhat, rstd, g, dx):
             dx[i, j] = inv * (dy[i, j] * g[j] - s1 - xhat[i, j] * s2)
 
 
-@njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True)
+@njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True, nogil=True)
 def bias_gelu_forward(h, bias, out, exact):
     """h += bias (kept as the pre-activation), out = h * Phi(h) (exact erf GELU, as torch).
 
@@ -234,7 +235,7 @@ def bias_gelu_forward(h, bias, out, exact):
                 out[i, j] = _HALF * v * (_ONE + _erf_fast(v * _SQRT1_2F))
 
 
-@njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True)
+@njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True, nogil=True)
 def gelu_backward(h, dout, dh, exact):
     """dh = dout * (Phi(h) + h * phi(h)) for the pre-activation h [N, F]; dh may alias dout."""
     n, f = h.shape
@@ -258,7 +259,7 @@ def gelu_backward(h, dout, dh, exact):
                     dh[i, j] = dout[i, j] * (cdf + v * _INV_SQRT_2PIF * buf[j])
 
 
-@njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True)
+@njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True, nogil=True)
 def embed_forward(ids, wte, pos, scale, out):
     """out[b, t] = wte[ids[b, t]] * scale + pos[t]; ids [B, T], wte [V, D], pos [>=T, D]."""
     bn, tn = ids.shape
@@ -271,7 +272,7 @@ def embed_forward(ids, wte, pos, scale, out):
             out[b, t, j] = w[j] * scale + pos[t, j]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def scatter_add_rows(dw, ids, dx, scale):
     """dw[ids[i]] += dx[i] * scale for flat ids [N] and dx [N, D]; serial, so order is fixed."""
     d = dx.shape[1]
@@ -281,7 +282,7 @@ def scatter_add_rows(dw, ids, dx, scale):
             dw[row, j] += dx[i, j] * scale
 
 
-@njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True)
+@njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True, nogil=True)
 def adamw_update(p, g, m, v, lr, b1, b2, eps, wd, bc1, bc2, gscale):
     """One AdamW step on flat float32 arrays, in place: g is scaled by ``gscale`` (clipping),
     moments are bias-corrected by bc1 = 1 - b1**t, bc2 = 1 - b2**t, decay is decoupled."""
@@ -294,7 +295,7 @@ def adamw_update(p, g, m, v, lr, b1, b2, eps, wd, bc1, bc2, gscale):
         p[i] -= lr * ((mi / bc1) / (math.sqrt(vi / bc2) + eps) + wd * p[i])
 
 
-@njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True)
+@njit(parallel=True, fastmath=_FM, error_model="numpy", cache=True, nogil=True)
 def softmax_xent(logits, targets, losses, scale, exact):
     """Cross-entropy per row and its gradient, in place.
 

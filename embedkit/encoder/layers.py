@@ -197,11 +197,12 @@ def tied_logits_backward(dlogits, h, wte):
     return dlogits @ wte, dlogits.T @ h, dlogits.sum(axis=0)
 
 
-def softmax_xent(logits, targets):
-    """Mean cross-entropy (nats) of [M, V] logits against [M] targets, and its gradient [M, V]
-    (computed in place of the logits)."""
+def softmax_xent(logits, targets, total: int | None = None):
+    """Cross-entropy (nats) of [M, V] logits against [M] targets, summed and divided by ``total``
+    (default M: the mean), and its gradient [M, V] (computed in place of the logits)."""
     m = logits.shape[0]
+    total = m if total is None else total
     losses = np.empty(m)
-    K.softmax_xent(logits, np.asarray(targets, np.int64), losses, logits.dtype.type(1 / m),
+    K.softmax_xent(logits, np.asarray(targets, np.int64), losses, logits.dtype.type(1 / total),
                    _exact(logits))
-    return float(losses.mean()), logits
+    return float(losses.sum() / total), logits

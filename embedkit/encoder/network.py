@@ -9,6 +9,8 @@ import math
 import numpy as np
 
 from . import layers as L
+from .heap import keep_freed_memory
+from .threads import map_chunks
 
 ARCH_KEYS = ("vocab", "dim", "heads", "layers", "ffn", "max_len", "positions", "objective")
 
@@ -90,8 +92,18 @@ def forward(params: dict, cfg: dict, ids: np.ndarray, keep: np.ndarray, upto: in
     """[B, T] ids, [B, T] keep -> hidden [B, T, D] after ``upto`` layers (default all), caches.
 
     Padded positions never influence real ones: their keys get -inf before the softmax, and
-    every other operation is per position.
+    every other operation is per position. Without caches the batch runs in chunks, one per
+    thread (``threads.map_chunks``); sequences are independent, so only rounding can differ.
     """
+    keep_freed_memory()
+    if cache:
+        return _forward(params, cfg, ids, keep, upto, True)
+    parts = map_chunks(lambda lo, hi: _forward(params, cfg, ids[lo:hi], keep[lo:hi], upto)[0],
+                       ids.shape[0])
+    return (parts[0] if len(parts) == 1 else np.concatenate(parts)), []
+
+
+def _forward(params, cfg, ids, keep, upto=None, cache=False):
     n_layers = cfg["layers"] if upto is None else upto
     x = L.embed_forward(ids, params["wte"], positions(params, cfg, ids.shape[1]))
     bias = key_bias(keep, x.dtype)
@@ -109,14 +121,37 @@ def loss_and_grads(params: dict, cfg: dict, ids: np.ndarray, keep: np.ndarray,
     """Cross-entropy (nats, mean over the M loss rows) and {name: gradient}.
 
     ids/keep [B, T]; rows [M] distinct flat indices into B*T (masked pieces for mlm, every position with a
-    next piece for clm); targets [M] the piece ids to predict there.
+    next piece for clm); targets [M] the piece ids to predict there. The batch runs in chunks,
+    one per thread; chunk losses and gradients are sums over their rows divided by the whole M,
+    added up in chunk order (so a given thread count always gives the same result).
     """
+    keep_freed_memory()
+    t = ids.shape[1]
+    rows = np.asarray(rows, np.int64)
+    targets = np.asarray(targets, np.int64)
+
+    def chunk(lo, hi):
+        sel = (rows >= lo * t) & (rows < hi * t)
+        return _chunk_loss_and_grads(params, cfg, ids[lo:hi], keep[lo:hi], rows[sel] - lo * t,
+                                     targets[sel], len(rows), grads)
+
+    parts = map_chunks(chunk, ids.shape[0])
+    loss, g = parts[0]
+    for part_loss, part_g in parts[1:]:
+        loss += part_loss
+        if grads:
+            for name, value in part_g.items():
+                g[name] += value
+    return loss, g
+
+
+def _chunk_loss_and_grads(params, cfg, ids, keep, rows, targets, total, grads):
     b, t = ids.shape
     d = cfg["dim"]
-    h, caches = forward(params, cfg, ids, keep, cache=grads)
+    h, caches = _forward(params, cfg, ids, keep, cache=grads)
     hm = h.reshape(b * t, d)[rows]                                          # [M, D]
     logits = L.tied_logits_forward(hm, params["wte"], params["out_b"])     # [M, V]
-    loss, dlogits = L.softmax_xent(logits, targets)
+    loss, dlogits = L.softmax_xent(logits, targets, total)
     if not grads:
         return loss, None
     g = {}

@@ -8,6 +8,7 @@ the top 5 (after dropping the question words' rows) that is not a question word.
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -57,7 +58,7 @@ def _restricted_index(vectors, restrict: int | None, case_insensitive: bool) -> 
 
 
 def _lines(path) -> list[str]:
-    data = read_bytes(path)
+    data = read_bytes(path, expected="a file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -79,6 +80,9 @@ def evaluate_similarity(vectors, path: str | os.PathLike, restrict: int | None =
             a, b, sim = parts
             sim = float(sim)
         except ValueError:
+            invalid += 1
+            continue
+        if not math.isfinite(sim):  # a NaN gold score would silently poison the rank correlation
             invalid += 1
             continue
         if case_insensitive:
@@ -113,6 +117,8 @@ def evaluate_analogies(vectors, path: str | os.PathLike, restrict: int | None = 
     for lineno, line in enumerate(_lines(path), 1):
         if line.startswith(": "):
             sections.append({"section": line[2:].strip(), "correct": 0, "incorrect": 0})
+            continue
+        if not line.strip():
             continue
         if not sections:
             raise InputError(path, "missing ': section' header before the first question", lineno)

@@ -5,10 +5,9 @@ maps back to a line (text formats); binary formats pass ``None`` and get the ent
 """
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
+from ...corpus import open_file
 from ...errors import InputError
 
 MAX_DIM = 1 << 20  # a header claiming more is corrupt (and would ask for absurd memory)
@@ -70,24 +69,14 @@ def decode_words(path, raw: list[bytes], first_line: int | None = None) -> list[
     raise AssertionError("unreachable")
 
 
-@contextlib.contextmanager
-def opened(path):
+def opened(path, expected: str = "a vector file"):
     """``open(path, "rb")`` with a missing file, a folder or an OS error as a one-line error."""
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a folder, expected a vector file") from None
-    except OSError as e:
-        raise InputError(path, f"cannot read: {e.strerror}") from None
-    with f:
-        yield f
+    return open_file(path, expected)
 
 
-def read_bytes(path, size: int = -1) -> bytes:
+def read_bytes(path, size: int = -1, expected: str = "a vector file") -> bytes:
     """The whole file (or its first ``size`` bytes)."""
-    with opened(path) as f:
+    with opened(path, expected) as f:
         try:
             return f.read(size)
         except OSError as e:
