@@ -147,8 +147,8 @@ def spawn(engine: str, cfg, task: str, ragged: bool, reps: int) -> dict:
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[var] = str(THREADS)
-    args = [sys.executable, "-X", "faulthandler", __file__, "--child", engine, task, json.dumps(cfg), str(int(ragged)),
-            str(reps)]
+    args = [sys.executable, "-X", "faulthandler", __file__, "--child", engine, task,
+            json.dumps(cfg), str(int(ragged)), str(reps)]
     r = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT)
     if r.returncode != 0:
         raise SystemExit(f"child {engine} {task} failed (exit code {r.returncode}):\n{r.stderr}")

@@ -75,7 +75,8 @@ def bpe():
               help="Reserve a token (ids 0, 1, ... in the order given); repeatable.")
 @click.option("--format", "fmt", type=click.Choice(["hf", "subword-nmt"]), default="hf",
               show_default=True, help="hf: TOKDIR with vocab.json/merges.txt; subword-nmt: a codes file.")
-@click.option("--threads", type=click.IntRange(1, _MAX_THREADS), default=_cpus, show_default="CPU count, max 8",
+@click.option("--threads", type=click.IntRange(1, _MAX_THREADS), default=_cpus,
+              show_default="CPU count, max 8",
               help="Processes that pre-tokenize and count words.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def learn(corpus, output, vocab_size, min_frequency, byte_level, lowercase, special_tokens, fmt,
@@ -147,7 +148,8 @@ def _render(tok, task):
               help="TOKDIR (embedkit or HF vocab.json + merges.txt) or a subword-nmt codes file.")
 @click.argument("files", nargs=-1)
 @click.option("--ids", is_flag=True, help="Print token ids instead of pieces.")
-@click.option("--threads", type=click.IntRange(1, _MAX_THREADS), default=_cpus, show_default="CPU count, max 8",
+@click.option("--threads", type=click.IntRange(1, _MAX_THREADS), default=_cpus,
+              show_default="CPU count, max 8",
               help="Processes that encode batches of lines (output order is kept).")
 def encode(tokdir, files, ids, threads):
     """Encode each line of FILES (default stdin): one output line per input line.

@@ -72,8 +72,8 @@ def demo(corpus, out, threads, seed, quiet):
 
     from embedkit.errors import InputError, UsageError
 
-    if threads < 1:
-        raise UsageError(f"--threads must be >= 1 (got {threads})")
+    if not 1 <= threads <= 1024:  # BPE learning forks one process per thread
+        raise UsageError(f"--threads must be between 1 and 1024 (got {threads})")
     if out is None:
         out = tempfile.mkdtemp(prefix="embedkit-demo-")
     folder = Path(out)

@@ -32,3 +32,11 @@ def test_demo_refuses_a_tiny_corpus(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["demo", "--corpus", str(tmp_path / "c.txt"), "--out", str(tmp_path / "o"), "--quiet"])
     assert e.value.code == 2 and "too small for a demo" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("threads", ["0", "99999999"])
+def test_demo_refuses_thread_counts_that_would_fork_bomb(tmp_path, capsys, threads):
+    with pytest.raises(SystemExit) as e:
+        main(["demo", "--out", str(tmp_path / "o"), "--threads", threads, "--quiet"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err == f"embedkit: error: --threads must be between 1 and 1024 (got {threads})\n"
