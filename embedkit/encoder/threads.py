@@ -4,8 +4,8 @@ runs the whole network on its own thread, with single-threaded OpenBLAS and Numb
 Why not let OpenBLAS and Numba thread each operation: the encoder's GEMMs are small ([N, 128] x
 [128, 512], or 128 heads of [128, 32] x [32, 128]) and a layer is a dozen of them plus kernels,
 so per-operation threading meets a barrier every few hundred microseconds; on a shared 2-core
-machine one descheduled thread then stalls the other at every barrier (measured: 3-9k tokens/s
-instead of 35-50k). Independent chunks join once per forward (or training step).
+machine one descheduled thread then stalls the other at every barrier (first benchmark config,
+inference: 3-21k tokens/s that way, 68-148k in chunks). Chunks join once per forward or step.
 
 OpenBLAS reads OPENBLAS_NUM_THREADS only when NumPy loads it, so its count is set through its
 own C functions, found in NumPy's bundled library; when that library cannot be found, only
