@@ -189,6 +189,7 @@ def test_bad_corpora_and_tokdir(setup, capsys, tmp_path):
     for args, message in cases:
         code, out, err = run(["encoder", "train", *args, "-o", tmp_path / "e", "-q"], capsys)
         assert code == 2 and message in err and "Traceback" not in err, (args, err)
+        assert not (tmp_path / "e").exists(), f"a failed run left ENCDIR behind: {args}"
 
 
 def test_resume_refuses_other_config_and_other_tokdir(setup, capsys, tmp_path):

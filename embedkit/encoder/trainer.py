@@ -148,7 +148,8 @@ def train(paths, tokenizer, encdir, *, steps: int | None = None, epochs: float |
         raise UsageError(str(e)) from None
     if restored and restored[0]["wte"].shape[0] != vocab.size:
         raise UsageError(f"{checkpoint.path_of(encdir)}: the TOKDIR does not match the encoder")
-    if not encdir.exists():
+    created = not encdir.exists()
+    if created:
         if not encdir.parent.is_dir():
             raise OutputError(f"{encdir}: folder {encdir.parent} does not exist")
         encdir.mkdir()
@@ -161,6 +162,8 @@ def train(paths, tokenizer, encdir, *, steps: int | None = None, epochs: float |
                      init_vectors, quiet, callback)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if created and not any(encdir.iterdir()):
+            encdir.rmdir()  # a run that failed before its first checkpoint leaves no ENCDIR
 
 
 def _loop(streams, vocab, cfg, opts, encdir, tok_files, steps, epochs, restored, init_vectors,
