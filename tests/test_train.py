@@ -73,6 +73,22 @@ def test_one_thread_with_a_seed_is_bit_reproducible():
     assert not np.array_equal(a.vectors, c.vectors)
 
 
+def test_each_epoch_visits_the_chunks_in_its_own_seeded_order(monkeypatch):
+    import embedkit.wordvec.trainer as trainer
+    import embedkit.wordvec.vocab as vocab
+
+    a, b = trainer.epoch_order(3, 0, 50), trainer.epoch_order(3, 1, 50)
+    assert sorted(a.tolist()) == list(range(50)) and sorted(b.tolist()) == list(range(50))
+    assert not np.array_equal(a, b) and not np.array_equal(a, trainer.epoch_order(4, 0, 50))
+    assert np.array_equal(a, trainer.epoch_order(3, 0, 50))
+    monkeypatch.setattr(vocab, "CHUNK_TOKENS", 16)
+    seen = []
+    real = trainer.epoch_order
+    monkeypatch.setattr(trainer, "epoch_order", lambda *a: seen.append(a) or real(*a))
+    fit(topic_corpus(100), small(epochs=3))
+    assert [e for _, e, _ in seen] == [0, 1, 2] and seen[0][2] > 20
+
+
 def test_two_threads_train_and_stay_finite():
     m = fit(topic_corpus(600), small(threads=2, model="skipgram"))
     assert np.isfinite(m.vectors).all() and m.vectors.shape == (len(m.words), 16)

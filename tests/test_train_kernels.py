@@ -159,6 +159,22 @@ def _run_kernel(tokens, win, wout, lr, skipgram, window, ptr=None, sub=None):
                          np.zeros(1, np.int32))
 
 
+def test_a_negative_equal_to_the_target_is_drawn_again():
+    """Half the noise distribution is the target itself (word 1); fastText redraws such a
+    negative, so the other noise word (2) must be trained on in every run, not in about half."""
+    sig, logsig = K.sigmoid_tables()
+    negtab = K.alias_table(np.array([0.0, 0.5, 0.5]))
+    for seed in range(40):
+        win = np.full((3, 4), 0.1, np.float32)
+        wout = np.full((3, 4), 0.1, np.float32)
+        K.train_chunk(np.array([0, 1, -1], np.int32), np.arange(3, dtype=np.int32),
+                      np.full(3, 1 << 32, np.int64), np.arange(4, dtype=np.int64),
+                      np.arange(3, dtype=np.int32), win, wout, negtab, sig, logsig, False, 1, 1,
+                      0.1, 1e15, np.zeros(1, np.int64), 0, np.array([K.seed_state(seed, 1)], np.uint64),
+                      np.zeros((1, 2)), np.zeros(1, np.int32))
+        assert not np.allclose(wout[2], 0.1), seed
+
+
 def test_kernel_reports_divergence_instead_of_indexing_with_nan():
     win = np.ones((3, 4), np.float32)
     wout = np.full((3, 4), np.inf, np.float32)

@@ -23,6 +23,7 @@ TABLE_SIZE = 2048
 MAX_SENT = 10_000  # kept tokens per sentence (gensim's limit); a longer line goes on as a new one
 OK, DIVERGED, STOPPED = 0, 1, 2
 _BIG = 1e30
+_REDRAWS = 16
 
 
 def sigmoid_tables() -> tuple[np.ndarray, np.ndarray]:
@@ -227,9 +228,13 @@ def _ns_update(hidden, grad, target, negative, wout, negtab, x, lr, sig, logsig)
             t = target
             label = 1.0
         else:
-            x = _xorshift(x)
-            t = _negative(x, negtab)
-            if t == target:
+            t = target
+            for _ in range(_REDRAWS):  # as fastText: a negative equal to the target is drawn again
+                x = _xorshift(x)
+                t = _negative(x, negtab)
+                if t != target:
+                    break
+            if t == target:  # only when the target is nearly all of the distribution
                 continue
             label = 0.0
         f = np.float32(0.0)

@@ -3,8 +3,8 @@
 Python owns the plan (options, vocabulary, subword tables, the learning-rate schedule, progress and
 Ctrl-C); ``kernels.train_chunk`` does the work on sentence-aligned chunks of the id file. Threads
 are plain Python threads calling a ``nogil`` kernel (hogwild: they share the matrices without
-locks); each has its own RNG stream. With one thread the chunks run in file order, so a fixed seed
-gives bit-identical vectors.
+locks); each has its own RNG stream. Each epoch takes the chunks in a seeded random order; with one
+thread a fixed seed gives bit-identical vectors.
 """
 from __future__ import annotations
 
@@ -149,6 +149,12 @@ def _diverged_message(opts: TrainOptions, where: str = "") -> str:
             f"try a smaller --lr, e.g. {opts.lr / 4:g}")
 
 
+def epoch_order(seed: int, epoch: int, nchunks: int) -> np.ndarray:
+    """The order in which ``epoch`` visits the chunks: a fresh seeded permutation each epoch, so a
+    corpus sorted by source or genre is not learned in file order (see ``vocab.CHUNK_TOKENS``)."""
+    return np.random.default_rng([seed, epoch]).permutation(nchunks)
+
+
 def _run_epochs(sp, vocab: Vocab, ptr, sub, win, wout, opts: TrainOptions, quiet: bool) -> None:
     T = opts.threads
     nchunks = len(sp.chunks) - 1
@@ -163,6 +169,14 @@ def _run_epochs(sp, vocab: Vocab, ptr, sub, win, wout, opts: TrainOptions, quiet
     rng = np.array([K.seed_state(opts.seed, t + 1) for t in range(T)], dtype=np.uint64)
     state = {"next": 0, "status": K.OK, "error": None}
     lock = threading.Lock()
+    orders: dict[int, np.ndarray] = {}  # the current epochs' chunk orders
+
+    def chunk_order(epoch: int) -> np.ndarray:
+        with lock:
+            if epoch not in orders:
+                orders.pop(epoch - 2, None)
+                orders[epoch] = epoch_order(opts.seed, epoch, nchunks)
+            return orders[epoch]
 
     def worker(tid: int) -> None:
         fd = os.open(sp.path, os.O_RDONLY)
@@ -173,7 +187,7 @@ def _run_epochs(sp, vocab: Vocab, ptr, sub, win, wout, opts: TrainOptions, quiet
                     state["next"] += 1
                 if j >= jobs:
                     return
-                tokens = sp.read_chunk(fd, j % nchunks)
+                tokens = sp.read_chunk(fd, chunk_order(j // nchunks)[j % nchunks])
                 st = K.train_chunk(tokens, vocab.remap, keep, ptr, sub, win, wout, negtab, sig,
                                    logsig, opts.model == "skipgram", opts.window, opts.negative,
                                    opts.lr, total, progress, tid, rng, losses, stop)

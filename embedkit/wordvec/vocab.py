@@ -5,6 +5,10 @@ is only known at the end) and writes them as int32, with -1 ending each line, to
 temp folder. Training later maps provisional → vocabulary ids through a small ``remap`` array, so
 the id file is never rewritten and memory stays bounded by the number of distinct words. The file
 is cut into sentence-aligned chunks of about ``CHUNK_TOKENS`` ids, which threads read one at a time.
+Chunks are small because each epoch visits them in a seeded random order: corpora often come sorted
+(by source, genre, date), and training on them in file order lets the low-learning-rate end of
+every epoch drag the vectors towards the last part of the file. On dev.tok, chunk shuffling raises
+skip-gram+subwords WordSim ρ from 0.38 to 0.50 (a full line shuffle gives 0.49).
 
 Tokens are whitespace-separated (``str.split()``; CRLF and a BOM are handled by the reader); the
 kernel cuts a sentence longer than ``MAX_SENT`` kept tokens into several, as gensim does.
@@ -12,6 +16,7 @@ kernel cuts a sentence longer than ``MAX_SENT`` kept tokens into several, as gen
 from __future__ import annotations
 
 import os
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -21,7 +26,7 @@ import numpy as np
 from ..corpus import check_no_nul, decode, iter_blocks
 from ..errors import InputError, UsageError
 
-CHUNK_TOKENS = 1 << 17
+CHUNK_TOKENS = 1 << 11  # 8 KB of ids: 1,300 chunks in dev.tok, an index of 8 bytes per chunk
 _LINE_BATCH = 20_000
 _SLICE_CHARS = 1 << 19
 _EOL = "\0"
@@ -35,7 +40,7 @@ class SpooledCorpus:
     path: Path
     words: list[str] = field(default_factory=list)  # provisional id -> word
     counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # provisional id -> count
-    chunks: list[int] = field(default_factory=lambda: [0])  # sentence-aligned offsets into the file
+    chunks: array = field(default_factory=lambda: array("q", [0]))  # sentence-aligned offsets
     tokens: int = 0
 
     def add_counts(self, c: np.ndarray) -> None:
