@@ -6,6 +6,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from embedkit.bpe.kernels import encode_words, merge_table
 from embedkit.bpe.pretokenize import (GPT2_BLOCK_PATTERN, GPT2_JOINED_PATTERN, GPT2_PATTERN,
@@ -173,15 +175,82 @@ def test_joined_pattern_splits_like_text_by_text():
         assert split_words("\x00".join(texts), GPT2_JOINED_PATTERN) == expect, texts
 
 
-def test_count_block_equals_counting_the_regex_matches():
-    from embedkit.bpe.count import count_block
+SCAN_ALPHABET = [" ", " ", " ", "\n", "\t", "a", "b", "Z", "1", "\u0663", ".", "!", "\r", "\u00a0",
+                 "'", "s", "t", "m", "d", "l", "r", "v", "e", "é", "e\u0301", "\x0b", "\u2028", "'re",
+                 "'ll", "'ve", "\x85", "\x1c", "\u3000", "日本", "🙂", "\udc80", "\udcff", "\x00"]
+
+
+def test_compiled_scanner_counts_the_block_pattern_words():
+    from embedkit.bpe.scanner import WordCounter
 
     rng = random.Random(2)
-    alphabet = [" ", " ", " ", "\n", "\t", "a", "b", "1", ".", "\r", "\u00a0", "'", "s", "é",
-                "\x0b", "\u2028", "'re", "\x85", "\x1c", "\u3000"]
     for _ in range(5000):
-        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16)))
-        assert count_block(text) == Counter(split_words(text, GPT2_BLOCK_PATTERN)), repr(text)
+        text = "".join(rng.choice(SCAN_ALPHABET) for _ in range(rng.randint(0, 16)))
+        wc = WordCounter()
+        wc.add(text)
+        wc.add(text[::-1])
+        expect = Counter(split_words(text, GPT2_BLOCK_PATTERN) + split_words(text[::-1], GPT2_BLOCK_PATTERN))
+        assert wc.counter() == expect, repr(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_compiled_scanner_on_any_text(text):
+    from embedkit.bpe.scanner import WordCounter
+
+    wc = WordCounter()
+    wc.add(text)
+    assert wc.counter() == Counter(split_words(text, GPT2_BLOCK_PATTERN))
+
+
+def test_compiled_scanner_grows_its_table():
+    from embedkit.bpe.scanner import WordCounter
+
+    words = [f" w{i}x" for i in range(100_000)]  # past the initial 32k words and 256k code points
+    wc = WordCounter()
+    wc.add("".join(words))
+    wc.add("".join(words[:10]))
+    expect = Counter(split_words("".join(words), GPT2_BLOCK_PATTERN))
+    expect.update(split_words("".join(words[:10]), GPT2_BLOCK_PATTERN))
+    assert wc.counter() == expect
+
+
+def test_char_classes_cache_is_rebuilt_when_corrupt(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    import embedkit.bpe.scanner as scanner
+
+    good = scanner.char_classes()
+    cache = next(Path(scanner.__file__).parent.joinpath("__pycache__").glob("charclass-*.npy"))
+    saved = cache.read_bytes()
+    try:
+        cache.write_bytes(b"garbage")
+        scanner.char_classes.cache_clear()
+        assert np.array_equal(scanner.char_classes(), good)
+        assert cache.read_bytes() == saved  # written back whole
+    finally:
+        cache.write_bytes(saved)
+        scanner.char_classes.cache_clear()
+    assert good[ord("a")] == scanner.LETTER and good[ord("٣")] == scanner.NUMBER
+    assert good[0x2028] == scanner.SPACE and good[ord("'")] == scanner.OTHER
+
+
+def test_count_words_on_files_threads_and_blocks_agree(tmp_path, monkeypatch):
+    import embedkit.bpe.count as count
+
+    rng = random.Random(3)
+    alphabet = [c for c in SCAN_ALPHABET if c not in ("\r", "\x00")]  # CR: only in CRLF endings
+    lines = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(3000)]
+    raw = "\r\n".join(lines).encode("utf-8", "surrogateescape") + b"\xff\xfe tail"
+    path = tmp_path / "c.txt"
+    path.write_bytes(raw)
+    text = raw.decode("utf-8", "surrogateescape")  # byte-level learning keeps CRLF as it is
+    expect = Counter(split_words(text, GPT2_BLOCK_PATTERN))
+    monkeypatch.setattr(count, "COMPILED_JOB_BYTES", 4096)
+    assert count.count_words(path, threads=1) == expect
+    assert count.count_words([path, path], threads=3) == expect + expect
+    lower = Counter(split_words(text.lower(), GPT2_BLOCK_PATTERN))
+    assert count.count_words(path, threads=2, lowercase=True) == lower
 
 
 def test_count_words_on_texts_splits_each_text_on_its_own():

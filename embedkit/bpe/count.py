@@ -1,25 +1,30 @@
-"""Word counting for BPE learning: stream the corpus in blocks, pre-tokenize in worker processes.
+"""Word counting for BPE learning: stream the corpus in blocks, pre-tokenize in parallel.
 
-Pre-tokenization (the GPT-2 regex) is most of the learning time and is per-block independent, so
-``threads`` forked processes each turn a block into a ``Counter`` and the parent adds them up.
+Pre-tokenization is most of the learning time and is per-block independent. Byte-level files go
+through the compiled scanner (``scanner.py``) in threads; word mode and iterables of lines use
+``threads`` forked processes that each turn a block into a ``Counter`` (regex / ``str.split``)
+and the parent adds them up.
 Memory is bounded by a few blocks plus the number of distinct words, never by the corpus size.
 The result does not depend on ``threads``: counts are exact and merges ignore word order.
 """
 from __future__ import annotations
 
+import collections
 import itertools
 import os
+import queue
 import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 from ..corpus import Block, check_no_nul, decode, iter_blocks
 from ..errors import UsageError
 from .parallel import fork_map
-from .pretokenize import (GPT2_BLOCK_JOINED_PATTERN, GPT2_JOINED_PATTERN, GPT2_PATTERN, LINE_SEP,
-                          compiled, split_words)
+from .pretokenize import GPT2_JOINED_PATTERN, GPT2_PATTERN, LINE_SEP, split_words
 
 JOB_BYTES = 1 << 22
+COMPILED_JOB_BYTES = 1 << 20  # a block in flight costs ~5x its size (str + UTF-32 copy)
 
 
 def is_paths(corpus) -> bool:
@@ -57,14 +62,10 @@ def _jobs(corpus, paths: bool) -> Iterator[Block | list[str]]:
 def _count(_, task):
     """Worker: one job → (Counter of words, bytes read)."""
     job, byte_level, lowercase = task
-    if isinstance(job, Block):
+    if isinstance(job, Block):  # word mode (byte-level files take the compiled scanner)
         check_no_nul(job)
-        text = decode(job, "surrogateescape" if byte_level else "strict")
-        if lowercase:
-            text = text.lower()
-        if byte_level:
-            return count_block(text), len(job.data)
-        return Counter(text.split()), len(job.data)
+        text = decode(job)
+        return Counter((text.lower() if lowercase else text).split()), len(job.data)
     texts = [t.lower() for t in job] if lowercase else job
     size = sum(map(len, job))
     if not byte_level:
@@ -93,6 +94,9 @@ def count_words(corpus, *, byte_level: bool = True, lowercase: bool = False, thr
         sizes = [os.path.getsize(p) if os.fspath(p) != "-" and os.path.isfile(p) else None
                  for p in names]
         total = None if None in sizes else sum(sizes)
+    if paths and byte_level:
+        with bar(total, "counting words", "B", quiet) as progress:
+            return _count_compiled(corpus, lowercase, threads, progress, meanwhile)
     counts: Counter = Counter()
     tasks = ((job, byte_level, lowercase) for job in _jobs(corpus, paths))
     helper = None
@@ -108,65 +112,46 @@ def count_words(corpus, *, byte_level: bool = True, lowercase: bool = False, thr
     return counts
 
 
-def count_block(text: str) -> Counter:
-    """``Counter(GPT-2 block-pattern words of text)``, about twice as fast as running the regex
-    over all of it: the text is split at single spaces (C speed), and each distinct piece is
-    pre-tokenized once — with the space before it, which the regex attaches to the next word.
+def _count_compiled(corpus, lowercase: bool, threads: int, progress, meanwhile) -> Counter:
+    """Byte-level files: the compiled scanner counts blocks in ``threads`` threads (the kernel
+    releases the GIL), one table each, while this thread reads and decodes the next blocks."""
+    from .scanner import WordCounter
 
-    A piece's words depend on its neighbours only when a whitespace run crosses a separating
-    space (whitespace, or the text's end, on both sides of it, as in ``"a   b"``); such pieces
-    are joined back together first. The text must not contain NUL (the joined regex's separator).
-    """
-    import regex
+    helper = threading.Thread(target=meanwhile, daemon=True) if meanwhile else None
+    if helper is not None:
+        helper.start()
+    free: queue.SimpleQueue = queue.SimpleQueue()
+    for _ in range(threads):
+        free.put(WordCounter())
 
-    pieces = text.split(" ")
-    groups = _joined_groups(text, regex)
-    counts = Counter(pieces)
-    units: Counter = Counter()  # (text, preceded by a space) → count
-    for a, b in groups:
-        for k in range(a, b + 1):
-            counts[pieces[k]] -= 1
-        units[" ".join(pieces[a:b + 1]), a > 0] += 1
-    if not groups or groups[0][0] != 0:
-        counts[pieces[0]] -= 1
-        units[pieces[0], False] += 1
-    items = [(" " + p, c) for p, c in counts.items() if c > 0]
-    items.extend(((" " + t) if spaced else t, c) for (t, spaced), c in units.items())
-    words = compiled(GPT2_BLOCK_JOINED_PATTERN).findall(LINE_SEP.join(t for t, _ in items))
-    out: Counter = Counter()
-    weights = iter([c for _, c in items])
-    c = next(weights, 0)
-    for w in words:
-        if w == LINE_SEP:
-            c = next(weights)
-        else:
-            out[w] += c
-    return out
+    def scan(text: str) -> None:
+        wc = free.get()
+        try:
+            wc.add(text)
+        finally:
+            free.put(wc)
+
+    pending: collections.deque = collections.deque()
+    with ThreadPoolExecutor(threads) as pool:
+        for path in ([corpus] if isinstance(corpus, (str, os.PathLike)) else corpus):
+            for block in iter_blocks(path, block_bytes=COMPILED_JOB_BYTES):
+                check_no_nul(block)
+                text = decode(block, "surrogateescape")
+                pending.append((pool.submit(scan, text.lower() if lowercase else text),
+                                len(block.data)))
+                while len(pending) > threads:
+                    _done(pending.popleft(), progress)
+        while pending:
+            _done(pending.popleft(), progress)
+    counts: Counter = Counter()
+    for _ in range(threads):
+        counts.update(free.get().counter())
+    if helper is not None:
+        helper.join()
+    return counts
 
 
-def _joined_groups(text: str, regex) -> list[tuple[int, int]]:
-    """Ranges [a, b] of pieces of ``text.split(' ')`` that must be pre-tokenized together: those
-    linked by a separating space with whitespace (or the end of the text) on both sides.
-
-    The interior spaces of one whitespace run link consecutive pieces, so each run is one range
-    (work per run, not per character: indented code stays cheap).
-    """
-    groups: list[tuple[int, int]] = []
-    spaces = 0  # spaces in text[:last]
-    last = 0
-    n = len(text)
-    for m in regex.finditer(r"\s{2,}", text):
-        start, end = m.span()
-        inner_end = end if end == n else end - 1
-        k = text.count(" ", start + 1, inner_end)
-        if not k:
-            continue
-        first = text.index(" ", start + 1, inner_end)
-        spaces += text.count(" ", last, first)
-        last = first
-        a, b = spaces, spaces + k  # the piece before the first interior space .. after the last
-        if groups and groups[-1][1] >= a:
-            groups[-1] = (groups[-1][0], b)
-        else:
-            groups.append((a, b))
-    return groups
+def _done(job, progress) -> None:
+    future, size = job
+    future.result()
+    progress.update(size)

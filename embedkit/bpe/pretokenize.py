@@ -23,11 +23,6 @@ LINE_SEP = "\x00"
 GPT2_JOINED_PATTERN = r"""\x00| ?\p{L}+| ?\p{N}+|'(?:s|t|re|ve|m|ll|d)| ?[^\s\p{L}\p{N}\x00]+""" \
     r"""|\s+(?![^\s\x00])|\s+"""
 
-# GPT2_BLOCK_PATTERN's split for many texts joined by NUL (see above): counting splits a block
-# into space-separated pieces and pre-tokenizes each distinct piece once, in one regex call.
-GPT2_BLOCK_JOINED_PATTERN = r"""\x00| ?\p{L}+| ?\p{N}+|'(?:s|t|re|ve|m|ll|d)| ?[^\s\p{L}\p{N}\x00]+""" \
-    r"""|[^\S\n]*\n|[^\S\n]+(?![^\s\x00])|[^\S\n]+"""
-
 WHITESPACE = "whitespace"
 
 
