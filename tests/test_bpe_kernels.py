@@ -215,6 +215,27 @@ def test_compiled_scanner_grows_its_table():
     assert wc.counter() == expect
 
 
+def test_table_symbols_and_learning_equal_the_string_path(tmp_path):
+    from embedkit.bpe.count import count_table, count_words
+    from embedkit.bpe.trainer import word_bytes
+
+    rng = random.Random(4)
+    lines = ["".join(rng.choice(SCAN_ALPHABET[:-1]) for _ in range(rng.randint(0, 30))) for _ in range(2000)]
+    path = tmp_path / "c.txt"
+    path.write_bytes("\n".join(lines).encode("utf-8", "surrogateescape") + b"\xed\xa0\x80 \xc3")
+    table = count_table(path, threads=2)
+    words = list(table.counter())
+    lut = np.arange(7, 7 + 256, dtype=np.int32)
+    sym, wstart = table.symbols(lut)
+    assert wstart[-1] == len(sym) and len(wstart) == len(words) + 1
+    for k, w in enumerate(words):
+        assert sym[wstart[k]:wstart[k + 1]].tolist() == [7 + b for b in word_bytes(w)], repr(w)
+    for vocab_size in (300, 600):
+        assert learn(table, vocab_size) == learn(count_words(path), vocab_size)
+        assert learn(table, vocab_size, special_tokens=["<s>"]) == \
+            learn(count_words(path), vocab_size, special_tokens=["<s>"])
+
+
 def test_char_classes_cache_is_rebuilt_when_corrupt(monkeypatch, tmp_path):
     from pathlib import Path
 

@@ -42,7 +42,7 @@ def is_paths(corpus) -> bool:
 
 def _jobs(corpus, paths: bool) -> Iterator[Block | list[str]]:
     if paths:
-        for path in ([corpus] if isinstance(corpus, (str, os.PathLike)) else corpus):
+        for path in _names(corpus):
             yield from iter_blocks(path, block_bytes=JOB_BYTES)
         return
     batch: list[str] = []
@@ -88,15 +88,10 @@ def count_words(corpus, *, byte_level: bool = True, lowercase: bool = False, thr
     from ..progress import bar
 
     paths = is_paths(corpus)
-    total = None
-    if paths:
-        names = [corpus] if isinstance(corpus, (str, os.PathLike)) else corpus
-        sizes = [os.path.getsize(p) if os.fspath(p) != "-" and os.path.isfile(p) else None
-                 for p in names]
-        total = None if None in sizes else sum(sizes)
     if paths and byte_level:
-        with bar(total, "counting words", "B", quiet) as progress:
-            return _count_compiled(corpus, lowercase, threads, progress, meanwhile)
+        return count_table(corpus, lowercase=lowercase, threads=threads, quiet=quiet,
+                           meanwhile=meanwhile).counter()
+    total = _total_bytes(corpus) if paths else None
     counts: Counter = Counter()
     tasks = ((job, byte_level, lowercase) for job in _jobs(corpus, paths))
     helper = None
@@ -112,9 +107,12 @@ def count_words(corpus, *, byte_level: bool = True, lowercase: bool = False, thr
     return counts
 
 
-def _count_compiled(corpus, lowercase: bool, threads: int, progress, meanwhile) -> Counter:
-    """Byte-level files: the compiled scanner counts blocks in ``threads`` threads (the kernel
-    releases the GIL), one table each, while this thread reads and decodes the next blocks."""
+def count_table(corpus, *, lowercase: bool = False, threads: int = 1, quiet: bool = True,
+                meanwhile=None):
+    """Byte-level words of files (or ``-``) as a ``scanner.WordCounter``: the compiled scanner
+    counts blocks in ``threads`` threads (the kernel releases the GIL), one table each, while this
+    thread reads and decodes the next blocks; the tables are merged at the end."""
+    from ..progress import bar
     from .scanner import WordCounter
 
     helper = threading.Thread(target=meanwhile, daemon=True) if meanwhile else None
@@ -132,8 +130,9 @@ def _count_compiled(corpus, lowercase: bool, threads: int, progress, meanwhile) 
             free.put(wc)
 
     pending: collections.deque = collections.deque()
-    with ThreadPoolExecutor(threads) as pool:
-        for path in ([corpus] if isinstance(corpus, (str, os.PathLike)) else corpus):
+    with bar(_total_bytes(corpus), "counting words", "B", quiet) as progress, \
+            ThreadPoolExecutor(threads) as pool:
+        for path in _names(corpus):
             for block in iter_blocks(path, block_bytes=COMPILED_JOB_BYTES):
                 check_no_nul(block)
                 text = decode(block, "surrogateescape")
@@ -143,12 +142,23 @@ def _count_compiled(corpus, lowercase: bool, threads: int, progress, meanwhile) 
                     _done(pending.popleft(), progress)
         while pending:
             _done(pending.popleft(), progress)
-    counts: Counter = Counter()
-    for _ in range(threads):
-        counts.update(free.get().counter())
+    table = free.get()
+    for _ in range(threads - 1):
+        table.merge(free.get())
     if helper is not None:
         helper.join()
-    return counts
+    return table
+
+
+def _names(corpus) -> list:
+    return [corpus] if isinstance(corpus, (str, os.PathLike)) else list(corpus)
+
+
+def _total_bytes(corpus) -> int | None:
+    """Total size of the files, for the progress bar; None when one is stdin or a pipe."""
+    sizes = [os.path.getsize(p) if os.fspath(p) != "-" and os.path.isfile(p) else None
+             for p in _names(corpus)]
+    return None if None in sizes else sum(sizes)
 
 
 def _done(job, progress) -> None:

@@ -100,53 +100,111 @@ def _hash(text, a, b):
     return h
 
 
+@njit(cache=True, inline="always")
+def _insert(text, i, e, h, cnt, slots, whash, woff, keys, wcount, nw):
+    """Add ``cnt`` to the word ``text[i:e]`` (hash ``h``); returns the maybe regrown arrays."""
+    mask = np.uint64(slots.shape[0] - 1)
+    s = h & mask
+    while True:
+        w = slots[s]
+        if w < 0:
+            break
+        if whash[w] == h and woff[w + 1] - woff[w] == e - i:
+            a = woff[w]
+            same = True
+            for k in range(e - i):
+                if keys[a + k] != text[i + k]:
+                    same = False
+                    break
+            if same:
+                wcount[w] += cnt
+                return slots, whash, woff, keys, wcount, nw
+        s = (s + np.uint64(1)) & mask
+    if nw + 1 >= wcount.shape[0]:
+        whash = _grown(whash, 2 * wcount.shape[0])
+        woff = _grown(woff, 2 * wcount.shape[0] + 1)
+        wcount = _grown(wcount, 2 * wcount.shape[0])
+    if woff[nw] + (e - i) > keys.shape[0]:
+        keys = _grown(keys, 2 * keys.shape[0] + (e - i))
+    a = woff[nw]
+    keys[a:a + e - i] = text[i:e]
+    woff[nw + 1] = a + e - i
+    whash[nw] = h
+    wcount[nw] = cnt
+    slots[s] = nw
+    nw += 1
+    if 2 * nw > slots.shape[0]:
+        slots = _rehash(whash, nw, 2 * slots.shape[0])
+    return slots, whash, woff, keys, wcount, nw
+
+
 @njit(cache=True, nogil=True)
 def count_words(text, cls, slots, whash, woff, keys, wcount, nw):
     """Add the words of ``text`` (uint32 code points) to the table; returns the (maybe regrown)
     arrays and the new number of distinct words. ``slots`` (power-of-two size, -1 = empty) index
     words; word w is ``keys[woff[w]:woff[w + 1]]`` with hash ``whash[w]`` and count ``wcount[w]``."""
     n = text.shape[0]
-    mask = np.uint64(slots.shape[0] - 1)
     i = 0
     while i < n:
         e = _word_end(text, i, n, cls)
-        h = _hash(text, i, e)
-        s = h & mask
-        while True:
-            w = slots[s]
-            if w < 0:
-                break
-            if whash[w] == h and woff[w + 1] - woff[w] == e - i:
-                a = woff[w]
-                same = True
-                for k in range(e - i):
-                    if keys[a + k] != text[i + k]:
-                        same = False
-                        break
-                if same:
-                    break
-            s = (s + np.uint64(1)) & mask
-        if w >= 0:
-            wcount[w] += 1
-        else:
-            if nw + 1 >= wcount.shape[0]:
-                whash = _grown(whash, 2 * wcount.shape[0])
-                woff = _grown(woff, 2 * wcount.shape[0] + 1)
-                wcount = _grown(wcount, 2 * wcount.shape[0])
-            if woff[nw] + (e - i) > keys.shape[0]:
-                keys = _grown(keys, 2 * keys.shape[0] + (e - i))
-            a = woff[nw]
-            keys[a:a + e - i] = text[i:e]
-            woff[nw + 1] = a + e - i
-            whash[nw] = h
-            wcount[nw] = 1
-            slots[s] = nw
-            nw += 1
-            if 2 * nw > slots.shape[0]:
-                slots = _rehash(whash, nw, 2 * slots.shape[0])
-                mask = np.uint64(slots.shape[0] - 1)
+        slots, whash, woff, keys, wcount, nw = _insert(text, i, e, _hash(text, i, e), 1, slots,
+                                                       whash, woff, keys, wcount, nw)
         i = e
     return slots, whash, woff, keys, wcount, nw
+
+
+@njit(cache=True, nogil=True)
+def merge_tables(slots, whash, woff, keys, wcount, nw, src_whash, src_woff, src_keys, src_wcount,
+                 src_nw):
+    """Add every word of the source table (with its count) to the first table."""
+    for w in range(src_nw):
+        slots, whash, woff, keys, wcount, nw = _insert(src_keys, src_woff[w], src_woff[w + 1],
+                                                       src_whash[w], src_wcount[w], slots, whash,
+                                                       woff, keys, wcount, nw)
+    return slots, whash, woff, keys, wcount, nw
+
+
+@njit(cache=True, nogil=True)
+def byte_symbols(woff, keys, nw, lut):
+    """Each word's UTF-8 bytes mapped through ``lut`` (byte → symbol id): (sym, wstart).
+
+    Code points U+DC80..U+DCFF are ``surrogateescape``'s stand-ins for invalid input bytes and give
+    back that byte; other surrogates are encoded as ``surrogatepass`` does (``trainer.word_bytes``).
+    """
+    total = 0
+    for k in range(woff[nw]):
+        c = keys[k]
+        total += 1 if c < 0x80 or (0xDC80 <= c <= 0xDCFF) else 2 if c < 0x800 else 3 if c < 0x10000 else 4
+    sym = np.empty(total, np.int32)
+    wstart = np.empty(nw + 1, np.int64)
+    j = 0
+    for w in range(nw):
+        wstart[w] = j
+        for k in range(woff[w], woff[w + 1]):
+            c = keys[k]
+            if c < 0x80:
+                sym[j] = lut[c]
+                j += 1
+            elif 0xDC80 <= c <= 0xDCFF:
+                sym[j] = lut[c - 0xDC00]
+                j += 1
+            elif c < 0x800:
+                sym[j] = lut[0xC0 | (c >> 6)]
+                sym[j + 1] = lut[0x80 | (c & 0x3F)]
+                j += 2
+            elif c < 0x10000:
+                sym[j] = lut[0xE0 | (c >> 12)]
+                sym[j + 1] = lut[0x80 | ((c >> 6) & 0x3F)]
+                sym[j + 2] = lut[0x80 | (c & 0x3F)]
+                j += 3
+            else:
+                sym[j] = lut[0xF0 | (c >> 18)]
+                sym[j + 1] = lut[0x80 | ((c >> 12) & 0x3F)]
+                sym[j + 2] = lut[0x80 | ((c >> 6) & 0x3F)]
+                sym[j + 3] = lut[0x80 | (c & 0x3F)]
+                j += 4
+    wstart[nw] = j
+    return sym, wstart
 
 
 @njit(cache=True)
@@ -169,7 +227,7 @@ def _rehash(whash, nw, size):
 
 
 class WordCounter:
-    """Counts GPT-2 block-pattern words over many texts; ``counter()`` gives them as a Counter."""
+    """Counts GPT-2 block-pattern words over many texts without making a Python string per word."""
 
     def __init__(self):
         self.cls = char_classes()
@@ -178,15 +236,31 @@ class WordCounter:
                       np.zeros(1 << 15, np.int64))
         self.nw = 0
 
+    def __len__(self) -> int:
+        return self.nw
+
     def add(self, text: str) -> None:
         """Count the words of ``text`` (lone surrogates from ``surrogateescape`` are kept)."""
         cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
         *table, self.nw = count_words(cps, self.cls, *self.table, self.nw)
         self.table = tuple(table)
 
+    def merge(self, other: "WordCounter") -> None:
+        _, whash, woff, keys, wcount = other.table
+        *table, self.nw = merge_tables(*self.table, self.nw, whash, woff, keys, wcount, other.nw)
+        self.table = tuple(table)
+
+    def counts(self) -> np.ndarray:
+        return self.table[4][:self.nw]
+
+    def symbols(self, lut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(sym, wstart) of every word's bytes through ``lut``, in table order (see ``counts``)."""
+        return byte_symbols(self.table[2], self.table[3], self.nw, lut)
+
     def counter(self) -> Counter:
-        _, _, woff, keys, wcount, = self.table
-        nw = self.nw
-        text = keys[:woff[nw]].tobytes().decode("utf-32-le", "surrogatepass")
-        off = woff[:nw + 1].tolist()
-        return Counter(dict(zip([text[a:b] for a, b in zip(off, off[1:])], wcount[:nw].tolist())))
+        woff, keys = self.table[2], self.table[3]
+        text = keys[:woff[self.nw]].tobytes().decode("utf-32-le", "surrogatepass")
+        off = woff[:self.nw + 1].tolist()
+        out: Counter = Counter()
+        dict.update(out, zip([text[a:b] for a, b in zip(off, off[1:])], self.counts().tolist()))
+        return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -61,12 +62,16 @@ def base_vocab(byte_level: bool, special_tokens, words=()) -> _Vocab:
     return v
 
 
+def _byte_ids(vocab: _Vocab) -> np.ndarray:
+    """Token id of each byte's symbol."""
+    return np.array([vocab.ids[c] for c in bytes_to_unicode()], np.int32)
+
+
 def _symbols(words: list[str], vocab: _Vocab, byte_level: bool):
     """Flat int32 symbol ids of all words and the int64 start offsets (length len(words)+1)."""
     if byte_level:
         raw = [word_bytes(w) for w in words]
-        lut = np.array([vocab.ids[c] for c in bytes_to_unicode()], np.int32)
-        sym = lut[np.frombuffer(b"".join(raw), np.uint8)]
+        sym = _byte_ids(vocab)[np.frombuffer(b"".join(raw), np.uint8)]
         lengths = np.fromiter(map(len, raw), np.int64, len(raw))
     else:
         sym = np.fromiter((vocab.ids[c] for w in words for c in w), np.int32)
@@ -79,24 +84,31 @@ def _symbols(words: list[str], vocab: _Vocab, byte_level: bool):
     return sym, wstart
 
 
-def learn(counts: Counter, vocab_size: int, *, min_frequency: int = 2, byte_level: bool = True,
+def learn(counts, vocab_size: int, *, min_frequency: int = 2, byte_level: bool = True,
           special_tokens=(), release: bool = False) -> tuple[list[str], list[tuple[int, int]]]:
     """Return (tokens in id order, merges as (left id, right id) pairs in rank order).
+
+    ``counts``: a Counter of words, or (byte-level) the ``scanner.WordCounter`` of ``count_table``.
 
     ``release=True`` empties ``counts`` once it is turned into arrays (lower peak memory).
     """
     from .kernels import learn_merges
 
-    words = list(counts)
+    table = not isinstance(counts, Mapping)  # a scanner.WordCounter (byte-level only)
+    words = [] if table else list(counts)
     vocab = base_vocab(byte_level, special_tokens, () if byte_level else words)
     if vocab_size < len(vocab.tokens):
         what = "256 byte symbols" if byte_level else "characters of the corpus"
         raise UsageError(f"vocab size {vocab_size} is smaller than the base alphabet "
                          f"({len(vocab.tokens)}: special tokens + {what})")
-    sym, wstart = _symbols(words, vocab, byte_level)
-    wcount = np.fromiter(counts.values(), np.int64, len(words))
+    if table:
+        sym, wstart = counts.symbols(_byte_ids(vocab))
+        wcount = counts.counts()
+    else:
+        sym, wstart = _symbols(words, vocab, byte_level)
+        wcount = np.fromiter(counts.values(), np.int64, len(words))
     del words
-    if release:
+    if release and not table:
         counts.clear()  # the kernel needs only the arrays: free the strings before it runs
     text = [t.encode("utf-8", "surrogatepass") for t in vocab.tokens]
     tok_off = np.zeros(len(text) + 1, np.int64)
