@@ -227,12 +227,27 @@ _SUFFIX = {".ekv": "native", ".vec": "vec", ".txt": "vec", ".bin": "w2v-bin"}
 def convert(src, dst, to):
     """Convert vectors of any readable format to word2vec text, word2vec binary or native.
 
-    A fastText .bin converted to native keeps its subwords (OOV vectors still work).
+    A fastText .bin converted to native keeps its subwords (OOV vectors still work). OUT `-`
+    writes word2vec text (or `--to w2v-bin`) to stdout.
     """
     import os
+    import shutil
+    import tempfile
 
     from embedkit.errors import UsageError
 
+    if dst == "-":
+        to = to or "vec"
+        if to == "native":
+            raise UsageError("a native model needs a file (it is memory-mapped): give OUT a name")
+        vecs = _open(src)
+        with tempfile.TemporaryDirectory(prefix="embedkit-convert-") as tmp:
+            path = os.path.join(tmp, "out")
+            vecs.save(path, format=to)
+            with open(path, "rb") as f:
+                shutil.copyfileobj(f, sys.stdout.buffer, 1 << 20)
+        sys.stdout.buffer.flush()
+        return
     if to is None:
         to = _SUFFIX.get(os.path.splitext(dst)[1].lower())
         if to is None:

@@ -83,6 +83,21 @@ def test_analogy_vectors_eval_convert(model, tmp_path, capsys, monkeypatch):
     assert code == 2 and "--to" in err
 
 
+def test_convert_to_stdout(model, tmp_path):
+    def convert(*args):
+        return subprocess.run([sys.executable, "-m", "embedkit", "convert", str(model), "-", *args],
+                              capture_output=True, cwd=tmp_path)
+
+    r = convert()
+    assert r.returncode == 0 and r.stdout.decode().splitlines()[0] == "7 4"
+    assert r.stdout.decode().count("\n") == 8 and not (tmp_path / "-").exists()
+    r = convert("--to", "w2v-bin")
+    (tmp_path / "o.bin").write_bytes(r.stdout)
+    assert r.returncode == 0 and load(tmp_path / "o.bin").words == load(model).words
+    r = convert("--to", "native")
+    assert r.returncode == 2 and b"needs a file" in r.stderr and r.stderr.count(b"\n") == 1
+
+
 @pytest.mark.parametrize("argv,problem", [
     (["nn", "{model}", "king", "-k", "0"], "-k must be at least 1"),
     (["nn", "{tmp}/missing.vec", "king"], "no such file"),
