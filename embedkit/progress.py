@@ -4,9 +4,33 @@ from __future__ import annotations
 import sys
 
 
+class _Silent:
+    """What ``bar(quiet=True)`` returns: the bar's methods, doing nothing (tqdm is not imported)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def update(self, n: float = 1) -> None:
+        return None
+
+    def set_postfix(self, *args, **kw) -> None:
+        return None
+
+    def set_postfix_str(self, *args, **kw) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
 def bar(total: float | None = None, desc: str = "", unit: str = "it", quiet: bool = False, **kw):
     """A tqdm bar on stderr (``--quiet`` disables it); ``unit_scale`` so rates read as 1.2M words/s."""
+    if quiet:
+        return _Silent()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=quiet, file=sys.stderr,
-                unit_scale=True, dynamic_ncols=True, leave=False, **kw)
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, unit_scale=True,
+                dynamic_ncols=True, leave=False, **kw)

@@ -131,15 +131,21 @@ def _new_pair(key, table, pkey, pcnt, phead, ptouch, npairs):
     return table, pkey, pcnt, phead, ptouch
 
 
+# Columns of the per-position table: one row per symbol position, so that the fields a merge
+# reads and writes for a position share a cache line (the positions of a pair are scattered).
+_NXT, _PRV, _WID, _PAIR, _ONXT, _OPRV, _SYM = 0, 1, 2, 3, 4, 5, 6
+
+
 @njit(cache=True, inline="always")
-def _link(q, pid, cnt, pcnt, pos_pair, occ_next, occ_prev, phead):
+def _link(q, pid, cnt, pcnt, pos, phead):
     """Position ``q`` now starts pair ``pid``: count it and put it first in the pair's list."""
     pcnt[pid] += cnt
-    pos_pair[q] = pid
-    occ_next[q] = phead[pid]
-    occ_prev[q] = _EMPTY
-    if phead[pid] != _EMPTY:
-        occ_prev[phead[pid]] = q
+    head = phead[pid]
+    pos[q, _PAIR] = pid
+    pos[q, _ONXT] = head
+    pos[q, _OPRV] = _EMPTY
+    if head != _EMPTY:
+        pos[head, _OPRV] = q
     phead[pid] = q
 
 
@@ -155,17 +161,16 @@ def learn_merges(sym, wstart, wcount, tok_buf, tok_off, n_tokens, vocab_size, mi
     """
     n = sym.shape[0]
     nwords = wcount.shape[0]
-    nxt = np.empty(n, np.int32)
-    prv = np.empty(n, np.int32)
-    wid = np.empty(n, np.int32)
+    pos = np.empty((n, 8), np.int32)
     for w in range(nwords):
         for i in range(wstart[w], wstart[w + 1]):
-            prv[i] = i - 1 if i > wstart[w] else -1
-            nxt[i] = i + 1 if i + 1 < wstart[w + 1] else -1
-            wid[i] = w
-    pos_pair = np.full(n, _EMPTY, np.int32)
-    occ_next = np.full(n, _EMPTY, np.int32)
-    occ_prev = np.full(n, _EMPTY, np.int32)
+            pos[i, _PRV] = i - 1 if i > wstart[w] else -1
+            pos[i, _NXT] = i + 1 if i + 1 < wstart[w + 1] else -1
+            pos[i, _WID] = w
+            pos[i, _PAIR] = _EMPTY
+            pos[i, _ONXT] = _EMPTY
+            pos[i, _OPRV] = _EMPTY
+            pos[i, _SYM] = sym[i]
 
     # pairs: key = left << 32 | right
     cap = 1024
@@ -176,16 +181,16 @@ def learn_merges(sym, wstart, wcount, tok_buf, tok_off, n_tokens, vocab_size, mi
     npairs = 0
     table = _pair_table(pkey, 0)
     for i in range(n):
-        j = nxt[i]
+        j = pos[i, _NXT]
         if j == -1:
             continue
-        key = (np.int64(sym[i]) << 32) | sym[j]
+        key = (np.int64(pos[i, _SYM]) << 32) | pos[j, _SYM]
         pid = _find(table, pkey, key)
         if pid == _EMPTY:
             table, pkey, pcnt, phead, ptouch = _new_pair(key, table, pkey, pcnt, phead, ptouch, npairs)
             pid = npairs
             npairs += 1
-        _link(i, pid, wcount[wid[i]], pcnt, pos_pair, occ_next, occ_prev, phead)
+        _link(i, pid, wcount[pos[i, _WID]], pcnt, pos, phead)
 
     hcap = max(npairs, 16) * 2
     hc = np.empty(hcap, np.int64)
@@ -278,52 +283,53 @@ def learn_merges(sym, wstart, wcount, tok_buf, tok_off, n_tokens, vocab_size, mi
                 occ = _grow(occ, 0)
             occ[no] = i
             no += 1
-            i = occ_next[i]
+            i = pos[i, _ONXT]
         if a == b:
             occ[:no].sort()
 
         nt = 0
         for oi in range(no):
             i = occ[oi]
-            if pos_pair[i] != pid:
+            if pos[i, _PAIR] != pid:
                 continue  # consumed by the previous overlapping merge (a a a)
-            j = nxt[i]
-            cnt = wcount[wid[i]]
-            p = prv[i]
-            nn = nxt[j]
+            j = pos[i, _NXT]
+            cnt = wcount[pos[i, _WID]]
+            p = pos[i, _PRV]
+            nn = pos[j, _NXT]
             # unregister the pairs that disappear: (p, a), (a, b), (b, nn)
             for q in (p, i, j):
-                if q == -1 or pos_pair[q] == _EMPTY:
+                if q == -1 or pos[q, _PAIR] == _EMPTY:
                     continue
-                qp = pos_pair[q]
+                qp = pos[q, _PAIR]
                 pcnt[qp] -= cnt
-                if occ_prev[q] != _EMPTY:
-                    occ_next[occ_prev[q]] = occ_next[q]
+                on, op = pos[q, _ONXT], pos[q, _OPRV]
+                if op != _EMPTY:
+                    pos[op, _ONXT] = on
                 else:
-                    phead[qp] = occ_next[q]
-                if occ_next[q] != _EMPTY:
-                    occ_prev[occ_next[q]] = occ_prev[q]
-                occ_next[q] = _EMPTY
-                occ_prev[q] = _EMPTY
-                pos_pair[q] = _EMPTY
-            sym[i] = new
-            sym[j] = -1
-            nxt[i] = nn
+                    phead[qp] = on
+                if on != _EMPTY:
+                    pos[on, _OPRV] = op
+                pos[q, _ONXT] = _EMPTY
+                pos[q, _OPRV] = _EMPTY
+                pos[q, _PAIR] = _EMPTY
+            pos[i, _SYM] = new
+            pos[j, _SYM] = -1
+            pos[i, _NXT] = nn
             if nn != -1:
-                prv[nn] = i
+                pos[nn, _PRV] = i
             # register the pairs that appear: (p, new) at p, (new, nn) at i
             for side in range(2):
                 q = p if side == 0 else i
                 if q == -1 or (side == 1 and nn == -1):
                     continue
-                key = (np.int64(sym[q]) << 32) | sym[nxt[q]]
+                key = (np.int64(pos[q, _SYM]) << 32) | pos[pos[q, _NXT], _SYM]
                 qp = _find(table, pkey, key)
                 if qp == _EMPTY:
                     table, pkey, pcnt, phead, ptouch = _new_pair(key, table, pkey, pcnt, phead,
                                                                  ptouch, npairs)
                     qp = npairs
                     npairs += 1
-                _link(q, qp, cnt, pcnt, pos_pair, occ_next, occ_prev, phead)
+                _link(q, qp, cnt, pcnt, pos, phead)
                 if ptouch[qp] == 0:
                     ptouch[qp] = 1
                     if nt == touched.shape[0]:
