@@ -225,7 +225,9 @@ def test_ctrl_c_leaves_no_output(tmp_path):
     out = tmp_path / "m"
     p = subprocess.Popen([sys.executable, "-m", "embedkit", "train", str(corpus), "-o", str(out),
                           "--dim", "8", "--min-count", "1", "--epochs", "100000"],
-                         stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+                         stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                         # a runner that starts jobs in the background ignores SIGINT; undo that
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = b""
     deadline = time.time() + 60
     while b"training" not in seen and time.time() < deadline:

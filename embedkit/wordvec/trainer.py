@@ -179,7 +179,13 @@ def _run_epochs(sp, vocab: Vocab, ptr, sub, win, wout, opts: TrainOptions, quiet
             return orders[epoch]
 
     def worker(tid: int) -> None:
-        fd = os.open(sp.path, os.O_RDONLY)
+        try:
+            fd = os.open(sp.path, os.O_RDONLY)
+        except OSError as e:  # after Ctrl-C the temp folder may be gone: nothing to report then
+            if not stop[0]:
+                state["error"] = e
+                stop[0] = 1
+            return
         try:
             while not stop[0]:
                 with lock:
@@ -203,9 +209,9 @@ def _run_epochs(sp, vocab: Vocab, ptr, sub, win, wout, opts: TrainOptions, quiet
     workers = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(T)]
     start = time.perf_counter()
     with bar(total, desc=f"training {opts.model}", unit="w", quiet=quiet) as b:
-        for w in workers:
-            w.start()
         try:
+            for w in workers:
+                w.start()
             shown, last, loss = 0, np.zeros(2), float("nan")
             while alive := [w for w in workers if w.is_alive()]:
                 alive[0].join(0.25)
@@ -219,10 +225,11 @@ def _run_epochs(sp, vocab: Vocab, ptr, sub, win, wout, opts: TrainOptions, quiet
                 rate = done / max(time.perf_counter() - start, 1e-9) / T
                 lr = opts.lr * max(1 - done / total, 1e-4)
                 b.set_postfix_str(f"loss={loss:.4f} lr={lr:.5f} w/s/thread={rate:,.0f}", refresh=False)
-        except BaseException:
+        except BaseException:  # Ctrl-C, possibly while threads were starting
             stop[0] = 1
             for w in workers:
-                w.join()
+                if w.ident is not None:
+                    w.join()
             raise
     if state["error"] is not None:
         raise state["error"]
