@@ -78,19 +78,32 @@ def _count(_, task):
     return Counter(itertools.chain.from_iterable(split_words(t, GPT2_PATTERN) for t in texts)), size
 
 
-def count_words(corpus, *, byte_level: bool = True, lowercase: bool = False, threads: int = 1,
-                quiet: bool = True, meanwhile=None) -> Counter:
-    """Count pre-tokenized words over files (or ``-``) or an iterable of str lines.
+def count(corpus, *, byte_level: bool = True, lowercase: bool = False, threads: int = 1,
+          quiet: bool = True, meanwhile=None):
+    """Word counts for learning from files (or ``-``) or an iterable of str lines: for byte-level
+    files the compiled ``scanner.WordCounter`` (no Python string per word), else a ``Counter``.
 
     ``meanwhile``: a function run in a thread of this (otherwise idle) process while workers
     count, e.g. loading the merge kernel, so that start-up cost is hidden.
     """
-    from ..progress import bar
-
     paths = is_paths(corpus)
     if paths and byte_level:
         return count_table(corpus, lowercase=lowercase, threads=threads, quiet=quiet,
-                           meanwhile=meanwhile).counter()
+                           meanwhile=meanwhile)
+    return _count_forked(corpus, paths, byte_level, lowercase, threads, quiet, meanwhile)
+
+
+def count_words(corpus, **kw) -> Counter:
+    """``count`` as a ``Counter`` of words, whatever the input."""
+    counts = count(corpus, **kw)
+    return counts if isinstance(counts, Counter) else counts.counter()
+
+
+def _count_forked(corpus, paths: bool, byte_level: bool, lowercase: bool, threads: int,
+                  quiet: bool, meanwhile) -> Counter:
+    """Word mode or lines: ``threads`` forked processes count blocks, this one adds them up."""
+    from ..progress import bar
+
     total = _total_bytes(corpus) if paths else None
     counts: Counter = Counter()
     tasks = ((job, byte_level, lowercase) for job in _jobs(corpus, paths))

@@ -61,7 +61,7 @@ class BPETokenizer:
               lowercase: bool = False, special_tokens=(), threads: int = 1,
               quiet: bool = True) -> "BPETokenizer":
         """Learn from files (paths, ``'-'`` for stdin, .gz) or an iterable of str lines."""
-        from .count import count_table, count_words, is_paths
+        from .count import count, is_paths
         from .trainer import learn
 
         specials = list(dict.fromkeys(special_tokens))
@@ -74,12 +74,8 @@ class BPETokenizer:
         if byte_level and vocab_size < len(specials) + 256:
             raise UsageError(f"vocab size {vocab_size} is smaller than the base alphabet "
                              f"({len(specials)} special tokens + 256 byte symbols)")
-        if byte_level and is_paths(corpus):  # compiled counting, no Python string per word
-            counts = count_table(corpus, lowercase=lowercase, threads=threads, quiet=quiet,
-                                 meanwhile=_warm_up)
-        else:
-            counts = count_words(corpus, byte_level=byte_level, lowercase=lowercase,
-                                 threads=threads, quiet=quiet, meanwhile=_warm_up)
+        counts = count(corpus, byte_level=byte_level, lowercase=lowercase, threads=threads,
+                       quiet=quiet, meanwhile=_warm_up)
         if not counts:
             paths = is_paths(corpus) and isinstance(corpus, (list, tuple))
             name = ", ".join(map(str, corpus)) if paths else "corpus"

@@ -139,7 +139,7 @@ def _insert(text, i, e, h, cnt, slots, whash, woff, keys, wcount, nw):
 
 
 @njit(cache=True, nogil=True)
-def count_words(text, cls, slots, whash, woff, keys, wcount, nw):
+def scan_words(text, cls, slots, whash, woff, keys, wcount, nw):
     """Add the words of ``text`` (uint32 code points) to the table; returns the (maybe regrown)
     arrays and the new number of distinct words. ``slots`` (power-of-two size, -1 = empty) index
     words; word w is ``keys[woff[w]:woff[w + 1]]`` with hash ``whash[w]`` and count ``wcount[w]``."""
@@ -242,7 +242,7 @@ class WordCounter:
     def add(self, text: str) -> None:
         """Count the words of ``text`` (lone surrogates from ``surrogateescape`` are kept)."""
         cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
-        *table, self.nw = count_words(cps, self.cls, *self.table, self.nw)
+        *table, self.nw = scan_words(cps, self.cls, *self.table, self.nw)
         self.table = tuple(table)
 
     def merge(self, other: "WordCounter") -> None:

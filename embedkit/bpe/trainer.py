@@ -88,7 +88,8 @@ def learn(counts, vocab_size: int, *, min_frequency: int = 2, byte_level: bool =
           special_tokens=(), release: bool = False) -> tuple[list[str], list[tuple[int, int]]]:
     """Return (tokens in id order, merges as (left id, right id) pairs in rank order).
 
-    ``counts``: a Counter of words, or (byte-level) the ``scanner.WordCounter`` of ``count_table``.
+    ``counts``: a Counter of words, or the ``scanner.WordCounter`` that ``count.count`` gives for
+    byte-level files.
 
     ``release=True`` empties ``counts`` once it is turned into arrays (lower peak memory).
     """

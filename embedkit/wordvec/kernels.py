@@ -262,6 +262,28 @@ def _ns_update(hidden, grad, target, negative, wout, negtab, x, lr, sig, logsig)
     return x, loss, OK
 
 
+@njit(cache=True, nogil=True, inline="always", fastmath=FASTMATH)
+def _predict_window(vec, total, sen, pos, lo, hi, grad, negative, wout, negtab, x, lr, sig, logsig):
+    """Skip-gram: ``vec`` predicts every context word ``sen[lo:hi]`` but ``pos`` and moves by
+    each pair's gradient; ``total`` (empty: not kept) sums them. Returns (x, loss, pairs, status)."""
+    loss = 0.0
+    pairs = 0
+    for c in range(lo, hi):
+        if c == pos:
+            continue
+        grad[:] = 0.0
+        x, l, st = _ns_update(vec, grad, sen[c], negative, wout, negtab, x, lr, sig, logsig)
+        if st != OK:
+            return x, loss, pairs, st
+        loss += l
+        pairs += 1
+        for d in range(vec.shape[0]):
+            vec[d] += grad[d]
+        for d in range(total.shape[0]):
+            total[d] += grad[d]
+    return x, loss, pairs, OK
+
+
 @njit(cache=True, nogil=True)
 def _read_sentence(tokens, i, n, remap, keep, sen, x):
     """Fill sen with the kept vocabulary ids of the next sentence; returns (i, length, words read, x)."""
@@ -327,19 +349,10 @@ def train_chunk(tokens, remap, keep, ptr, sub, win, wout, negtab, sig, logsig, s
                 a, b = ptr[w], ptr[w + 1]
                 if b - a == 1:
                     # No subwords: classic per-pair updates of the word's own row.
-                    row = win[sub[a]]
-                    for c in range(lo, hi):
-                        if c == pos:
-                            continue
-                        grad[:] = 0.0
-                        x, l, st = _ns_update(row, grad, sen[c], negative, wout, negtab, x, lr, sig, logsig)
-                        if st != OK:
-                            status = st
-                            break
-                        lsum += l
-                        lcount += 1
-                        for d in range(dim):
-                            row[d] += grad[d]
+                    x, l, cnt, status = _predict_window(win[sub[a]], total[:0], sen, pos, lo, hi, grad,
+                                                        negative, wout, negtab, x, lr, sig, logsig)
+                    lsum += l
+                    lcount += cnt
                     if status != OK:
                         break
                     continue
@@ -354,19 +367,10 @@ def train_chunk(tokens, remap, keep, ptr, sub, win, wout, negtab, sig, logsig, s
                 for d in range(dim):
                     hidden[d] *= inv
                 total[:] = 0.0
-                for c in range(lo, hi):
-                    if c == pos:
-                        continue
-                    grad[:] = 0.0
-                    x, l, st = _ns_update(hidden, grad, sen[c], negative, wout, negtab, x, lr, sig, logsig)
-                    if st != OK:
-                        status = st
-                        break
-                    lsum += l
-                    lcount += 1
-                    for d in range(dim):
-                        hidden[d] += grad[d]
-                        total[d] += grad[d]
+                x, l, cnt, status = _predict_window(hidden, total, sen, pos, lo, hi, grad, negative,
+                                                    wout, negtab, x, lr, sig, logsig)
+                lsum += l
+                lcount += cnt
                 if status != OK:
                     break
                 for k in range(a, b):
