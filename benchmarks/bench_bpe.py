@@ -10,6 +10,20 @@ and must give HF's ids on every line; round trip: decode(encode(line)) == line.
 
     python benchmarks/bench_bpe.py [--corpus ../shared/data/corpus/dev.txt] [--sizes 8000 32000]
                                    [--repeat 3] [--snmt-sizes 8000] [--threads 2]
+
+Tokenizer files (``--formats``, or ``--formats-only``): encode MB/s of embedkit vs tiktoken
+(``encode_ordinary_batch``) and HF tokenizers (``encode_batch`` on the tokenizer.json embedkit
+writes) at 1 and 2 threads, each engine in its own child process (HF's thread count is
+``RAYON_NUM_THREADS``), on GPT-2's ranks (``--gpt2-tiktoken``, e.g. ``whisper/assets/
+gpt2.tiktoken`` from the openai-whisper sdist) and on a vocabulary of ``--big-vocab`` tokens
+learned here with the cl100k pattern and converted; ``--count`` on the file against tiktoken
+(whole processes); load + encode one line as a whole process for the largest vocabulary
+(``--big-file``: e.g. a 150k-200k tokenizer.json / tekken JSON / .tiktoken; cache warmed first).
+Also the cl100k-pattern learn time against the GPT-2-pattern learn time.
+``--parity-only``: exact ids on every line (no timing) against tiktoken on GPT-2's ranks and on
+tekken JSON, against sentencepiece on ``.model`` files (``--mistral-data``: the ``data`` folder
+of the ``mistral-common`` wheel), and against HF tokenizers on tokenizer.json files HF writes
+and ones embedkit writes.
 """
 from __future__ import annotations
 
@@ -167,6 +181,215 @@ def bench_encode(corpus: Path, tmp: Path, size: int, threads: int):
     return rows, mismatches, failures, hf_failures, len(lines), mb
 
 
+ENGINE = """
+import os, sys, time
+kind, vocab, corpus, threads, pattern = sys.argv[1:6]
+lines = open(corpus, encoding="utf-8").read().split("\\n")
+if lines and lines[-1] == "":
+    lines.pop()
+if kind == "tiktoken":
+    import tiktoken
+    from tiktoken.load import load_tiktoken_bpe
+    enc = tiktoken.Encoding("b", pat_str=pattern, mergeable_ranks=load_tiktoken_bpe(vocab),
+                            special_tokens={})
+    enc.encode_ordinary("warm up")
+    t = time.perf_counter()
+    ids = enc.encode_ordinary_batch(lines, num_threads=int(threads))
+elif kind == "hf":
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(vocab)
+    tok.encode("warm up")
+    t = time.perf_counter()
+    ids = [e.ids for e in tok.encode_batch(lines, add_special_tokens=False)]
+else:
+    from embedkit import BPETokenizer
+    tok = BPETokenizer.load(vocab, pattern=pattern or None)
+    tok.encode("warm up")
+    t = time.perf_counter()
+    ids = tok.encode_batch(lines, threads=int(threads))
+s = time.perf_counter() - t
+import hashlib
+print(s, hashlib.sha256(repr(ids).encode()).hexdigest(), sum(map(len, ids)))
+"""
+
+COUNT_TIKTOKEN = """
+import sys
+import tiktoken
+from tiktoken.load import load_tiktoken_bpe
+vocab, corpus, pattern = sys.argv[1:4]
+enc = tiktoken.Encoding("b", pat_str=pattern, mergeable_ranks=load_tiktoken_bpe(vocab), special_tokens={})
+n = 0
+with open(corpus, encoding="utf-8") as f:
+    while True:
+        lines = f.readlines(1 << 20)
+        if not lines:
+            break
+        n += sum(map(len, enc.encode_ordinary_batch([x.rstrip("\\n") for x in lines], num_threads=2)))
+print(n)
+"""
+
+
+def engine(kind, vocab, corpus, threads, pattern=""):
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads), TIKTOKEN_CACHE_DIR="")
+    out = subprocess.run([sys.executable, "-c", ENGINE, kind, str(vocab), str(corpus), str(threads),
+                          pattern], capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise SystemExit(f"{kind} failed: {out.stderr[-2000:]}")
+    secs, digest, n = out.stdout.split()
+    return float(secs), digest, int(n)
+
+
+def bench_formats(corpus, tmp, a):
+    """Tokenizer-file rows: encode vs tiktoken and HF, --count, load + one line, learn pattern."""
+    from embedkit import BPETokenizer
+    from embedkit.bpe.pretokenize import CL100K_PATTERN, R50K_PATTERN
+
+    os.environ["TIKTOKEN_CACHE_DIR"] = ""  # tiktoken caches local files by path, not content
+    mb = sum(len(x.encode()) for x in corpus.read_text(encoding="utf-8").split("\n")) / 1e6
+    py = sys.executable
+    vocabs = []
+    if a.gpt2_tiktoken:
+        vocabs.append(("GPT-2 ranks (gpt2.tiktoken)", Path(a.gpt2_tiktoken), R50K_PATTERN))
+    learn = {}
+    for name, pat in (("gpt2", "gpt2"), ("cl100k", "cl100k")):
+        out = tmp / f"big-{name}"
+        cmd = [py, "-m", "embedkit", "bpe", "learn", str(corpus), "-o", str(out), "--vocab-size",
+               str(a.big_vocab), "--threads", str(a.threads), "--quiet", "--pattern", pat]
+        learn[name] = statistics.median(measure(cmd)[0] for _ in range(a.repeat))
+    big = BPETokenizer.load(tmp / "big-cl100k")
+    big.export(tmp / "big.tiktoken", "tiktoken")
+    vocabs.append((f"embedkit-learned {big.vocab_size} (cl100k pattern)", tmp / "big.tiktoken",
+                   CL100K_PATTERN))
+    print(f"\n## tokenizer files: encode ({mb:.1f} MB), each engine a child process\n")
+    print("| vocabulary | engine | threads | seconds | MB/s | vs tiktoken | vs HF |")
+    print("|---|---|---|---|---|---|---|")
+    for label, path, pattern in vocabs:
+        tj = tmp / f"{path.stem}.json"
+        BPETokenizer.load(path, pattern=pattern).export(tj, "tokenizer.json")
+        for threads in (1, 2):
+            runs = {}
+            for _ in range(a.repeat):  # engines alternate within a repetition
+                for kind, vocab, pat in (("tiktoken", path, pattern), ("hf", tj, ""),
+                                         ("embedkit", path, pattern)):
+                    runs.setdefault(kind, []).append(engine(kind, vocab, corpus, threads, pat))
+            secs = {k: statistics.median(r[0] for r in v) for k, v in runs.items()}
+            same = "same ids" if len({v[0][1] for v in runs.values()}) == 1 else "IDS DIFFER"
+            for kind in ("tiktoken", "hf", "embedkit"):
+                print(f"| {label} | {kind} | {threads} | {secs[kind]:.2f} | {mb / secs[kind]:.1f} | "
+                      f"{secs['tiktoken'] / secs[kind]:.2f}x | {secs['hf'] / secs[kind]:.2f}x |")
+            print(f"| {label} | ({same}) | {threads} | | | | |")
+    label, path, pattern = vocabs[0]
+    pat_name = "r50k" if pattern == R50K_PATTERN else "cl100k"
+    ek = [py, "-m", "embedkit", "bpe", "encode", "-t", str(path), "--pattern", pat_name,
+          "--count", "--threads", "2", str(corpus)]
+    tk = [py, "-c", COUNT_TIKTOKEN, str(path), str(corpus), pattern]
+    rows = {"embedkit --count": [], "tiktoken": []}
+    for _ in range(a.repeat):
+        rows["embedkit --count"].append(measure(ek)[0])
+        rows["tiktoken"].append(measure(tk)[0])
+    t_tk = statistics.median(rows["tiktoken"])
+    print(f"\n## count tokens of the file, whole process, 2 threads, {label}\n")
+    print("| tool | seconds | speed vs tiktoken |")
+    print("|---|---|---|")
+    for name, r in rows.items():
+        print(f"| {name} | {statistics.median(r):.2f} | {t_tk / statistics.median(r):.2f}x |")
+    bigfile = Path(a.big_file) if a.big_file else tmp / "big.tiktoken"
+    one = tmp / "one.txt"
+    one.write_text("Hello world, how many tokens is this line?\n", encoding="utf-8")
+    cmd = [py, "-m", "embedkit", "bpe", "encode", "-t", str(bigfile), "--ids", str(one),
+           "--threads", "1"] + ([] if a.big_file else ["--pattern", "cl100k"])
+    measure(cmd)  # fills the cache
+    secs = statistics.median(measure(cmd)[0] for _ in range(a.repeat))
+    n = BPETokenizer.load(bigfile, pattern=None if a.big_file else "cl100k").vocab_size
+    print(f"\nload {bigfile.name} ({n} tokens) + encode one line, whole process: {secs:.2f} s")
+    print(f"learn {a.big_vocab}, whole process: gpt2 pattern (compiled scanner) {learn['gpt2']:.2f} s, "
+          f"cl100k pattern (regex) {learn['cl100k']:.2f} s = {learn['cl100k'] / learn['gpt2']:.2f}x")
+
+
+def bench_parity(corpus, tmp, a):
+    """Mismatching lines (and round-trip failures) of embedkit against each reference."""
+    import base64
+    import json
+
+    import sentencepiece as spm
+    import tiktoken
+    import tokenizers
+    from tiktoken.load import load_tiktoken_bpe
+    from tokenizers import models, pre_tokenizers, trainers
+
+    from embedkit import BPETokenizer
+    from embedkit.bpe.pretokenize import CL100K_PATTERN, R50K_PATTERN
+
+    os.environ["TIKTOKEN_CACHE_DIR"] = ""  # tiktoken caches local files by path, not content
+    lines = corpus.read_text(encoding="utf-8").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+
+    def report(name, tok, ours, ref):
+        bad = sum(x != y for x, y in zip(ours, ref)) + abs(len(ours) - len(ref))
+        rt = sum(tok.decode(o) != line for o, line in zip(ours, lines))
+        print(f"| {name} | {bad} | {rt} |", flush=True)
+
+    print(f"\n## exact ids, {len(lines)} lines: mismatching lines, round-trip failures\n")
+    print("| embedkit vs | mismatches | round trip |")
+    print("|---|---|---|")
+    if a.gpt2_tiktoken:
+        tok = BPETokenizer.load(a.gpt2_tiktoken)
+        enc = tiktoken.Encoding("gpt2", pat_str=R50K_PATTERN,
+                                mergeable_ranks=load_tiktoken_bpe(a.gpt2_tiktoken),
+                                special_tokens={"<|endoftext|>": 50256})
+        report("tiktoken, gpt2.tiktoken", tok, tok.encode_batch(lines, threads=a.threads),
+               enc.encode_ordinary_batch(lines))
+    data = Path(a.mistral_data) if a.mistral_data else None
+    for f in sorted(data.glob("tekken*.json")) if data else []:
+        tok = BPETokenizer.load(f)
+        d = json.loads(f.read_text(encoding="utf-8"))
+        cfg = d["config"]
+        ns, vs = cfg["default_num_special_tokens"], cfg["default_vocab_size"]
+        ranks = {base64.b64decode(e["token_bytes"]): e["rank"] for e in d["vocab"]
+                 if e["rank"] < vs - ns}
+        enc = tiktoken.Encoding(f.name, pat_str=cfg["pattern"], mergeable_ranks=ranks,
+                                special_tokens={})
+        report(f"tiktoken as Tekkenizer, {f.name}", tok, tok.encode_batch(lines, threads=a.threads),
+               [[x + ns for x in r] for r in enc.encode_ordinary_batch(lines)])
+    for f in sorted(data.glob("*.model*")) if data else []:
+        tok = BPETokenizer.load(f)
+        sp = spm.SentencePieceProcessor(model_file=str(f))
+        report(f"sentencepiece, {f.name}", tok, tok.encode_batch(lines, threads=a.threads),
+               sp.encode(lines))
+    for kind in ("bytelevel", "split"):
+        t = tokenizers.Tokenizer(models.BPE(ignore_merges=kind == "split"))
+        bl = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=kind == "bytelevel")
+        t.pre_tokenizer = bl if kind == "bytelevel" else pre_tokenizers.Sequence(
+            [pre_tokenizers.Split(tokenizers.Regex(LLAMA3_PATTERN), behavior="isolated"), bl])
+        t.train([str(corpus)], trainers.BpeTrainer(
+            vocab_size=32000, show_progress=False, special_tokens=["<|endoftext|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+        t.save(str(tmp / f"hf-{kind}.json"))
+        tok = BPETokenizer.load(tmp / f"hf-{kind}.json")
+        report(f"HF tokenizers, tokenizer.json HF wrote ({kind}, 32k)", tok,
+               tok.encode_batch(lines, threads=a.threads),
+               [e.ids for e in t.encode_batch(lines, add_special_tokens=False)])
+    for name, pat in (("gpt2", None), ("cl100k", CL100K_PATTERN)):
+        tok = BPETokenizer.train([corpus], 32000, threads=a.threads, pattern=pat,
+                                 special_tokens=["<|endoftext|>"])
+        tok.export(tmp / "ek.json", "tokenizer.json")
+        tok.export(tmp / f"ek-{name}.tiktoken", "tiktoken")  # tiktoken caches files by path
+        ours = tok.encode_batch(lines, threads=a.threads)
+        hf = tokenizers.Tokenizer.from_file(str(tmp / "ek.json"))
+        report(f"HF tokenizers, tokenizer.json embedkit wrote ({name}, 32k)", tok, ours,
+               [e.ids for e in hf.encode_batch(lines, add_special_tokens=False)])
+        enc = tiktoken.Encoding("ek", pat_str=pat or R50K_PATTERN,
+                                mergeable_ranks=load_tiktoken_bpe(str(tmp / f"ek-{name}.tiktoken")),
+                                special_tokens={"<|endoftext|>": 0})
+        report(f"tiktoken, .tiktoken embedkit wrote ({name}, 32k)", tok, ours,
+               enc.encode_ordinary_batch(lines))
+
+
+LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+"
+                  r"[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
@@ -177,12 +400,24 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     ap.add_argument("--encode-size", type=int, default=None, help="default: the largest size")
+    ap.add_argument("--formats", action="store_true", help="also the tokenizer-file rows")
+    ap.add_argument("--formats-only", action="store_true", help="only the tokenizer-file rows")
+    ap.add_argument("--gpt2-tiktoken", help="GPT-2's ranks (gpt2.tiktoken / r50k_base.tiktoken)")
+    ap.add_argument("--big-vocab", type=int, default=100000)
+    ap.add_argument("--big-file", help="a 150k-200k tokenizer file for the load + one line row")
+    ap.add_argument("--parity-only", action="store_true", help="only the exact-id checks")
+    ap.add_argument("--mistral-data", help="mistral_common/data: tekken JSON and .model files")
     a = ap.parse_args()
     if not a.corpus.is_file():
         raise SystemExit(f"corpus not found: {a.corpus}")
     tmp = Path(tempfile.mkdtemp(prefix="bench_bpe."))
     print(f"corpus {a.corpus} ({a.corpus.stat().st_size / 1e6:.1f} MB), threads {a.threads}, "
           f"median of {a.repeat}; scratch {tmp}", flush=True)
+    if a.parity_only or a.formats_only:
+        (bench_parity if a.parity_only else bench_formats)(a.corpus, tmp, a)
+        if not a.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
 
     rows = bench_learn(a.corpus, a.sizes, set(a.snmt_sizes), a.repeat, a.threads, tmp)
     print("\n## learn (whole process)\n")
@@ -205,6 +440,8 @@ def main() -> None:
         print(f"| {name} | {s:.2f} | {rate:.1f} | {rate / hf_rate:.2f}x |")
     print(f"\nid mismatches vs HF (embedkit loading HF's merges): {mismatches} of {n} lines")
     print(f"round-trip failures: embedkit {failures}, HF {hf_failures}")
+    if a.formats:
+        bench_formats(a.corpus, tmp, a)
     if not a.keep:
         shutil.rmtree(tmp, ignore_errors=True)
 

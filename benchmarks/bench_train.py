@@ -9,11 +9,20 @@ that peak RSS does not grow with corpus length.
 
     python benchmarks/bench_train.py             # 4 configs x 3 seeds x 3 tools (~20 min)
     python benchmarks/bench_train.py --quick     # cbow, no subwords, 1 seed
+    python benchmarks/bench_train.py --bpe       # BPE bags vs char n-grams, embedkit only
+    python benchmarks/bench_train.py --oov       # held-out words: OOV vector vs trained vector
+
+BPE configs are ``MODEL/bpe{K}k-{all|segmentation}[-min{L}][-max{L}]``: a byte-level tokenizer of
+K thousand tokens is learned on dev.tok itself (already lower-cased tokens, so the tokenizer and
+the vectors see the same words; no --lowercase anywhere), then passed to ``--subwords bpe``.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import os
+import random
+import re
 import statistics
 import subprocess
 import sys
@@ -27,6 +36,12 @@ WS353 = DATA / "eval" / "wordsim353.tsv"
 ANALOGIES = DATA / "eval" / "questions-words.txt"
 S = dict(dim=100, window=5, negative=5, epochs=5, min_count=5, sample=1e-4, lr=0.05, threads=2)
 CONFIGS = [("cbow", "none"), ("cbow", "char"), ("skipgram", "none"), ("skipgram", "char")]
+BPE_SUBS = ["char", "bpe8k-segmentation", "bpe32k-segmentation", "bpe8k-all", "bpe16k-all",
+            "bpe32k-all", "bpe64k-all"]
+BPE_CONFIGS = [(m, sub) for m in ("skipgram", "cbow") for sub in BPE_SUBS]
+OOV_SUBS = ["char", "bpe32k-segmentation", "bpe32k-all"]
+_BPE = re.compile(r"bpe(\d+)k-(all|segmentation)(?:-min(\d+))?(?:-max(\d+))?$")
+TOKDIRS: dict[tuple[str, int], str] = {}  # (corpus, K) -> TOKDIR learned in the temp folder
 
 FASTTEXT = """
 import sys, fasttext
@@ -54,12 +69,33 @@ m.wv.save_word2vec_format(out)
 """.format(**S)
 
 
+def tokenizer(corpus, k: int, tmp) -> str:
+    """A byte-level BPE of k thousand tokens learned on ``corpus`` (once per corpus and size)."""
+    key = (str(corpus), k)
+    if key not in TOKDIRS:
+        out = str(Path(tmp) / f"tok{len(TOKDIRS)}-{k}k")
+        subprocess.run([sys.executable, "-m", "embedkit", "bpe", "learn", str(corpus), "-o", out,
+                        "--vocab-size", str(1000 * k), "--threads", str(S["threads"]), "-q"],
+                       check=True, stdout=subprocess.DEVNULL)
+        TOKDIRS[key] = out
+    return TOKDIRS[key]
+
+
+def subword_args(sub, corpus, tmp) -> list[str]:
+    m = _BPE.match(sub)
+    if m is None:
+        return ["--subwords", sub]
+    k, bag, lo, hi = m.groups()
+    args = ["--subwords", "bpe", "--tokenizer", tokenizer(corpus, int(k), tmp), "--bpe-bag", bag]
+    return args + (["--bpe-min-len", lo] if lo else []) + (["--bpe-max-len", hi] if hi else [])
+
+
 def embedkit_cmd(model, sub, seed, corpus, out, epochs=S["epochs"], min_count=S["min_count"]):
     return [sys.executable, "-m", "embedkit", "train", str(corpus), "-o", out[:-4], "--model", model,
-            "--subwords", sub, "--dim", str(S["dim"]), "--window", str(S["window"]), "--negative",
-            str(S["negative"]), "--epochs", str(epochs), "--min-count", str(min_count),
-            "--sample", str(S["sample"]), "--lr", str(S["lr"]), "--threads", str(S["threads"]),
-            "--seed", str(seed), "--quiet"]
+            *subword_args(sub, corpus, Path(out).parent), "--dim", str(S["dim"]), "--window",
+            str(S["window"]), "--negative", str(S["negative"]), "--epochs", str(epochs),
+            "--min-count", str(min_count), "--sample", str(S["sample"]), "--lr", str(S["lr"]),
+            "--threads", str(S["threads"]), "--seed", str(seed), "--quiet"]
 
 
 TOOLS = {
@@ -118,6 +154,8 @@ def warm_up(tmp):
     tiny.write_text("a b c d e f\n" * 50)
     for model, sub in CONFIGS:
         run(embedkit_cmd(model, sub, 1, tiny, str(Path(tmp) / "tiny.vec"), epochs=1))
+    for sub in ("bpe1k-all", "bpe1k-segmentation"):
+        run(embedkit_cmd("cbow", sub, 1, tiny, str(Path(tmp) / "tiny.vec"), epochs=1))
 
 
 def bench(configs, seeds, tools, tmp):
@@ -141,6 +179,101 @@ def bench(configs, seeds, tools, tmp):
                          med([r[1] for r in rs], "%.0f"), med([r[2] for r in rs], "%.3f"),
                          med([r[3] for r in rs], "%.1f")))
     return rows
+
+
+def subwords_per_word(ekv: str) -> float:
+    """Mean subword rows per vocabulary word (the bag without the word's own row)."""
+    import embedkit
+    from embedkit.wordvec.trainer import subword_table
+
+    v = embedkit.load(ekv)
+    ptr, _, _ = subword_table(v.scheme, v.words)
+    return (ptr[-1] - len(v.words)) / len(v.words)
+
+
+def bench_bpe(configs, seeds, tmp):
+    """embedkit alone; each row's time and RSS also relative to char n-grams of the same model."""
+    res = {c: [] for c in configs}
+    for seed in range(1, seeds + 1):
+        for model, sub in configs:
+            base = str(Path(tmp) / f"bpe-{model}-{sub}-{seed}")
+            wall, rss = run(embedkit_cmd(model, sub, seed, CORPUS, base + ".vec"))
+            rho, acc = quality(base + ".vec")
+            bag = subwords_per_word(base + ".ekv")
+            res[(model, sub)].append((wall, rss, rho, acc, bag))
+            print(f"# {model}/{sub} seed {seed}: {wall:.1f} s {rss:.0f} MiB rho {rho:.3f} "
+                  f"acc {acc:.1f}% {bag:.1f} subwords/word", file=sys.stderr, flush=True)
+    rows = []
+    for model, sub in configs:
+        rs = res[(model, sub)]
+        char = res.get((model, "char"))
+        rel = lambda k: f"{statistics.median(r[k] for r in rs) / statistics.median(r[k] for r in char):.2f}" \
+            if char else ""
+        rows.append((f"{model}/{sub}", med([r[0] for r in rs], "%.1f"), rel(0),
+                     med([r[1] for r in rs], "%.0f"), rel(1), med([r[2] for r in rs], "%.3f"),
+                     med([r[3] for r in rs], "%.1f"), f"{statistics.median(r[4] for r in rs):.1f}"))
+    return rows
+
+
+OOV_SHARE, OOV_MIN_COUNT = 0.05, 20
+
+
+def held_out_corpus(tmp, seed: int = 1) -> tuple[Path, list[str]]:
+    """dev.tok without 5% of its vocabulary (sampled among words seen >= 20 times): every
+    occurrence of those words is deleted from its line, so they are unseen by the tokenizer and
+    the vectors alike, and the rest of each line keeps its order."""
+    counts = collections.Counter()
+    with open(CORPUS, encoding="utf-8") as f:
+        for line in f:
+            counts.update(line.split())
+    vocab = sum(c >= S["min_count"] for c in counts.values())
+    pool = sorted(w for w, c in counts.items() if c >= OOV_MIN_COUNT)
+    held = random.Random(seed).sample(pool, round(OOV_SHARE * vocab))
+    drop = set(held)
+    out = Path(tmp) / "dev-heldout.tok"
+    with open(CORPUS, encoding="utf-8") as f, open(out, "w", encoding="utf-8") as g:
+        for line in f:
+            g.write(" ".join(w for w in line.split() if w not in drop) + "\n")
+    return out, held
+
+
+def oov(model, subs, tmp):
+    """Model A trains on dev.tok, model B on dev.tok without the held-out words (B's tokenizer is
+    learned without them too), with another seed so no similarity comes from a shared random
+    start. Two trainings' coordinates are arbitrary, so B is mapped onto A by the orthogonal
+    Procrustes rotation fitted on 90% of the words both know (unit vectors; a rotation keeps B's
+    own cosines); the table gives the mean cosine of B's OOV vector of each held-out word with
+    A's vector of it, beside the same cosine for the other 10% of shared words (how close two
+    trainings get for words both saw: the ceiling)."""
+    import numpy as np
+
+    import embedkit
+
+    heldout, held = held_out_corpus(tmp)
+    rows = []
+    for sub in subs:
+        a = embedkit.load(_train(model, sub, 1, CORPUS, Path(tmp) / f"oovA-{sub}"))
+        b = embedkit.load(_train(model, sub, 2, heldout, Path(tmp) / f"oovB-{sub}"))
+        unit = lambda m: m / np.linalg.norm(m, axis=1, keepdims=True)
+        shared = [w for w in b.words if w in a.index]
+        random.Random(2).shuffle(shared)
+        fit, check = shared[len(shared) // 10:], shared[:len(shared) // 10]
+        u, _, vt = np.linalg.svd(unit(np.stack([b[w] for w in fit])).T @
+                                 unit(np.stack([a[w] for w in fit])))
+        rot = u @ vt
+        cos = lambda words: float(np.mean(np.sum(unit(np.stack([b[w] for w in words]) @ rot) *
+                                                 unit(np.stack([a[w] for w in words])), axis=1)))
+        asked = [w for w in held if w in a.index]
+        found = [w for w in asked if b.has_vector(w)]
+        rows.append((f"{model}/{sub}", len(asked), len(found), f"{cos(found):.3f}",
+                     f"{cos(check):.3f}"))
+        print(f"# oov {model}/{sub}: {rows[-1][1:]}", file=sys.stderr, flush=True)
+    return rows
+
+
+def _train(model, sub, seed, corpus, base: Path) -> str:
+    run(embedkit_cmd(model, sub, seed, corpus, str(base) + ".vec"))
+    return str(base) + ".ekv"
 
 
 def memory(tmp):
@@ -170,6 +303,7 @@ def table(header, rows):
 
 
 def main():
+    global CORPUS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="cbow without subwords, 1 seed")
@@ -177,7 +311,18 @@ def main():
     ap.add_argument("--tools", default="embedkit,fastText,gensim")
     ap.add_argument("--memory", action="store_true", help="also peak RSS on 1x vs 4x corpus")
     ap.add_argument("--memory-only", action="store_true", help="only the 1x vs 4x memory table")
+    ap.add_argument("--bpe", action="store_true", help="BPE bag table (embedkit, vs char n-grams)")
+    ap.add_argument("--bpe-configs", default=None, help="e.g. skipgram/char,skipgram/bpe8k-all")
+    ap.add_argument("--oov", action="store_true", help="held-out-word OOV table")
+    ap.add_argument("--oov-subs", default=",".join(OOV_SUBS))
+    ap.add_argument("--oov-model", default="skipgram")
+    ap.add_argument("--only", action="store_true", help="skip the tool comparison table")
+    ap.add_argument("--corpus", default=str(CORPUS), help="(to try the script on a small file)")
     a = ap.parse_args()
+    CORPUS = Path(a.corpus)
+    bpe_configs = [tuple(c.split("/")) for c in a.bpe_configs.split(",")] if a.bpe_configs \
+        else BPE_CONFIGS
+    oov_subs = a.oov_subs.split(",")
     if not CORPUS.exists():
         sys.exit(f"corpus not found: {CORPUS}")
     configs = CONFIGS
@@ -191,12 +336,23 @@ def main():
         warm_up(tmp)
         print(f"dev.tok, dim 100, ws 5, neg 5, 5 epochs, min-count 5, t 1e-4, lr 0.05, 2 threads; "
               f"median (min–max) of {seeds} seed(s); ratio = their time / embedkit's (>1: we win)")
-        if not a.memory_only:
+        if not (a.memory_only or a.only):
             table(("config", "tool", "wall s", "speed ratio", "peak RSS MiB", "WS-353 rho",
                    "analogy %"), bench(configs, seeds, tools, tmp))
         if a.memory or a.memory_only:
             print()
             table(("config", "corpus", "wall s (1 epoch)", "peak RSS MiB"), memory(tmp))
+        if a.bpe:
+            print()
+            table(("config", "wall s", "time / char's", "peak RSS MiB", "RSS / char's",
+                   "WS-353 rho", "analogy %", "subwords/word"), bench_bpe(bpe_configs, seeds, tmp))
+        if a.oov:
+            print()
+            print(f"OOV: {100 * OOV_SHARE:.0f}% of the vocabulary (words with count >= "
+                  f"{OOV_MIN_COUNT}, seeded) removed from the corpus; cosine of the OOV vector "
+                  f"with the full model's vector after orthogonal Procrustes on shared words")
+            table(("config", "held out", "with vector", "OOV cosine", "shared-word cosine"),
+                  oov(a.oov_model, oov_subs, tmp))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "eval": ("embedkit.cli.query", "eval_", "Evaluate vectors on similarity and analogy sets."),
     "convert": ("embedkit.cli.query", "convert", "Convert vectors between .vec, word2vec .bin and native."),
     "encoder": ("embedkit.cli.encoder", "encoder", "Train and query a small transformer encoder."),
+    "classify": ("embedkit.cli.classify", "classify", "Train, test and apply fastText-style text classifiers."),
+    "probe": ("embedkit.cli.probe", "probe", "Linear-probe accuracy of frozen features (vectors or an encoder)."),
 }
 
 

@@ -9,9 +9,11 @@ import sys
 
 import click
 
+from .common import echo_json, json_option, quiet_option, threads_option
+
 _BATCH_LINES = 8192
 _BATCH_BYTES = 1 << 20
-_MAX_THREADS = 1024  # as `embedkit train`; each is a forked process, so a typo must not fork bomb
+_MAX_VOCAB = 2**31 - 1  # token ids are int32
 
 
 def _check_inputs(paths) -> None:
@@ -27,15 +29,19 @@ def _check_inputs(paths) -> None:
 
 
 def _check_output(path: str, folder: bool) -> None:
-    """Refuse an unusable -o before learning, not after (the write itself is atomic)."""
+    """Refuse an unusable -o before learning, not after (the write itself is atomic): a TOKDIR
+    must be new, empty or an existing TOKDIR — never a folder of the user's own files."""
     from embedkit.errors import OutputError
 
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise OutputError(f"{path}: folder {parent} does not exist")
-    if folder and os.path.exists(path) and not os.path.isdir(path):
-        raise OutputError(f"{path}: exists and is not a folder")
-    if not folder and os.path.isdir(path):
+    if folder:
+        from embedkit.bpe.files import SETTINGS
+        from embedkit.io import check_dir
+
+        check_dir(path, SETTINGS)
+    elif os.path.isdir(path):
         raise OutputError(f"{path}: is a folder, expected a file name for the codes")
 
 
@@ -48,8 +54,19 @@ def _skip_numba_blas_probe() -> None:
         sys.modules["scipy.linalg"] = None  # type: ignore[assignment]
 
 
-def _cpus() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))
+_PATTERN_HELP = ("Pre-tokenizer: gpt2, r50k, p50k, cl100k, o200k (tiktoken's published patterns) "
+                 "or a regex.")
+_TOK_HELP = ("TOKDIR, HF vocab.json + merges.txt folder, tokenizer.json, .tiktoken, tekken JSON, "
+             "sentencepiece BPE .model or subword-nmt codes (recognised by content).")
+
+
+def _pattern(value):
+    """--pattern NAME|REGEX → the regex, checked before any work."""
+    if value is None:
+        return None
+    from embedkit.bpe.pretokenize import resolve_pattern
+
+    return resolve_pattern(value)
 
 
 @click.group()
@@ -64,7 +81,7 @@ def bpe():
 @click.argument("corpus", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, metavar="TOKDIR",
               help="Folder to write (or, with --format subword-nmt, the codes file).")
-@click.option("--vocab-size", type=click.IntRange(min=1), required=True,
+@click.option("--vocab-size", type=click.IntRange(1, _MAX_VOCAB), required=True,
               help="Target vocabulary size, special tokens and base alphabet included.")
 @click.option("--min-frequency", type=click.IntRange(min=1), default=2, show_default=True,
               help="Stop when the best pair occurs fewer times than this.")
@@ -75,12 +92,12 @@ def bpe():
               help="Reserve a token (ids 0, 1, ... in the order given); repeatable.")
 @click.option("--format", "fmt", type=click.Choice(["hf", "subword-nmt"]), default="hf",
               show_default=True, help="hf: TOKDIR with vocab.json/merges.txt; subword-nmt: a codes file.")
-@click.option("--threads", type=click.IntRange(1, _MAX_THREADS), default=_cpus,
-              show_default="CPU count, max 8",
-              help="Processes that pre-tokenize and count words.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--pattern", metavar="NAME|REGEX", help=_PATTERN_HELP + " Default gpt2.")
+@threads_option("Threads (byte-level) or processes (word mode) that pre-tokenize and count words.")
+@quiet_option
+@json_option("Print the summary as one JSON object.")
 def learn(corpus, output, vocab_size, min_frequency, byte_level, lowercase, special_tokens, fmt,
-          threads, quiet):
+          pattern, threads, quiet, as_json):
     """Learn a BPE vocabulary from CORPUS files ('-' = stdin, .gz accepted)."""
     from pathlib import Path
 
@@ -88,6 +105,9 @@ def learn(corpus, output, vocab_size, min_frequency, byte_level, lowercase, spec
 
     if fmt == "subword-nmt" and byte_level:
         raise UsageError("--format subword-nmt needs --no-byte-level (subword-nmt codes are word BPE)")
+    pattern = _pattern(pattern)
+    if pattern is not None and not byte_level:
+        raise UsageError("--pattern needs byte-level BPE (word mode splits on whitespace)")
     _check_inputs(corpus)
     _check_output(output, folder=fmt == "hf")
     _skip_numba_blas_probe()
@@ -95,7 +115,8 @@ def learn(corpus, output, vocab_size, min_frequency, byte_level, lowercase, spec
 
     tok = BPETokenizer.train([Path(p) for p in corpus], vocab_size, min_frequency=min_frequency,
                              byte_level=byte_level, lowercase=lowercase,
-                             special_tokens=special_tokens, threads=threads, quiet=quiet)
+                             special_tokens=special_tokens, threads=threads, quiet=quiet,
+                             pattern=pattern)
     if fmt == "subword-nmt":
         from embedkit.io import atomic_write
 
@@ -104,28 +125,55 @@ def learn(corpus, output, vocab_size, min_frequency, byte_level, lowercase, spec
     else:
         tok.save(output)
     n_merges = len(tok.merges)
-    click.echo(f"vocabulary of {tok.vocab_size} tokens ({n_merges} merges) written to {output}")
+    if as_json:
+        echo_json({"vocab_size": tok.vocab_size, "merges": n_merges, "output": output})
+    else:
+        click.echo(f"vocabulary of {tok.vocab_size} tokens ({n_merges} merges) written to {output}")
     if tok.vocab_size < vocab_size and not quiet:
         click.echo(f"note: stopped below --vocab-size {vocab_size}: no pair occurs "
                    f"{min_frequency} times or more", err=True)
 
 
-def _load(tokdir):
+def _load(tokdir, pattern=None, allow_special=False):
     from embedkit.bpe.model import BPETokenizer
 
-    return BPETokenizer.load(tokdir)
+    return BPETokenizer.load(tokdir, pattern=_pattern(pattern), allow_special=allow_special)
 
 
-def _batches(paths, errors):
-    """(texts, ends) batches bounded in count and bytes; ``end`` is False for a piece of a long
-    line that goes on in the next text."""
+def _lines(paths, exact: bool):
+    """(text, what follows its encoding): ``"\\n"``, ``" "`` (a long line goes on in the next
+    text) or ``""`` (the input's last line has no newline: the output's has none either).
+
+    ``exact`` (byte-level): every byte is content — a ``\\r`` before the ``\\n``, a BOM — so
+    ``decode`` gives the input back byte for byte. Word mode splits on whitespace anyway.
+    """
     from embedkit.corpus import iter_lines
 
+    errors = "surrogateescape" if exact else "strict"
+    prev = None
+    for line in iter_lines(paths, errors=errors, keep_ends=exact):
+        if prev is not None:
+            yield prev[0], prev[1] or "\n"  # a file's last line, more input follows
+        text = line.text
+        if not line.end:
+            prev = (text, " ")
+        elif not exact:
+            prev = (text, "\n")
+        elif text.endswith("\n"):
+            prev = (text[:-1], "\n")
+        else:
+            prev = (text, "")
+    if prev is not None:
+        yield prev
+
+
+def _batches(paths, exact: bool):
+    """(texts, ends) batches bounded in count and bytes (``ends`` as in ``_lines``)."""
     texts, ends, size = [], [], 0
-    for line in iter_lines(paths, errors=errors):
-        texts.append(line.text)
-        ends.append(line.end)
-        size += len(line.text)
+    for text, end in _lines(paths, exact):
+        texts.append(text)
+        ends.append(end)
+        size += len(text)
         if len(texts) >= _BATCH_LINES or size >= _BATCH_BYTES:
             yield texts, ends
             texts, ends, size = [], [], 0
@@ -139,43 +187,70 @@ def _render(tok, task):
     parts = []
     for text, end in zip(tok.encode_to_text(texts, ids=ids), ends):
         parts.append(text)
-        parts.append("\n" if end else " ")
+        parts.append(end)
     return "".join(parts).encode("utf-8", "surrogateescape")
 
 
+def _count(tok, batch):
+    """Worker: the number of tokens of a batch of (texts, ends)."""
+    return tok.count_tokens(batch[0])
+
+
 @bpe.command()
-@click.option("-t", "--tokenizer", "tokdir", required=True, metavar="TOKDIR",
-              help="TOKDIR (embedkit or HF vocab.json + merges.txt) or a subword-nmt codes file.")
+@click.option("-t", "--tokenizer", "tokdir", required=True, metavar="TOK", help=_TOK_HELP)
 @click.argument("files", nargs=-1)
 @click.option("--ids", is_flag=True, help="Print token ids instead of pieces.")
-@click.option("--threads", type=click.IntRange(1, _MAX_THREADS), default=_cpus,
-              show_default="CPU count, max 8",
-              help="Processes that encode batches of lines (output order is kept).")
-def encode(tokdir, files, ids, threads):
+@click.option("--count", "count", is_flag=True,
+              help="Print the number of tokens of each file and the total, like wc.")
+@click.option("--pattern", metavar="NAME|REGEX", help=_PATTERN_HELP + " Default: the tokenizer's.")
+@click.option("--allow-special", is_flag=True,
+              help="Text that spells a tiktoken special token becomes that token (else it is "
+                   "ordinary text).")
+@threads_option("Processes that encode batches of lines (output order is kept).")
+@quiet_option
+@json_option("With --count: one JSON object {files: [{file, tokens}], total}.")
+def encode(tokdir, files, ids, count, pattern, allow_special, threads, quiet, as_json):
     """Encode each line of FILES (default stdin): one output line per input line.
 
     Pieces are printed space-separated (word mode: subword-nmt style, 'fl@@ y@@ ing').
     """
     from embedkit.bpe.parallel import fork_map
+    from embedkit.errors import UsageError
 
+    if as_json and not count:
+        raise UsageError("--json goes with --count")
+    if count and ids:
+        raise UsageError("--count and --ids exclude each other")
     files = files or ("-",)
     _check_inputs(files)
     _skip_numba_blas_probe()
-    tok = _load(tokdir)
+    tok = _load(tokdir, pattern, allow_special)
     out = sys.stdout.buffer
-    errors = "surrogateescape" if tok.byte_level else "strict"
     tok.encode("a")  # load the kernel once, before the workers are forked
-    tasks = ((batch, ids) for batch in _batches(files, errors))
+    if count:
+        totals = [(f, sum(fork_map(_count, _batches([f], tok.byte_level), threads, tok)))
+                  for f in files]
+        total = sum(n for _, n in totals)
+        if as_json:
+            echo_json({"files": [{"file": f, "tokens": n} for f, n in totals], "total": total})
+        else:
+            width = len(str(total))
+            for f, n in totals:
+                click.echo(f"{n:>{width}} {f}")
+            if len(totals) > 1:
+                click.echo(f"{total:>{width}} total")
+        return
+    tasks = ((batch, ids) for batch in _batches(files, tok.byte_level))
     for data in fork_map(_render, tasks, threads, tok):
         out.write(data)
     out.flush()
 
 
 @bpe.command()
-@click.option("-t", "--tokenizer", "tokdir", required=True, metavar="TOKDIR",
-              help="TOKDIR (embedkit or HF vocab.json + merges.txt) or a subword-nmt codes file.")
+@click.option("-t", "--tokenizer", "tokdir", required=True, metavar="TOK", help=_TOK_HELP)
 @click.argument("files", nargs=-1)
-def decode(tokdir, files):
+@quiet_option
+def decode(tokdir, files, quiet):
     """Decode lines of space-separated ids from FILES (default stdin) back to text."""
     from embedkit.corpus import iter_lines
     from embedkit.errors import InputError
@@ -186,11 +261,12 @@ def decode(tokdir, files):
     out = sys.stdout.buffer
     v = tok.vocab_size
     chunks, size = [], 0
-    for line in iter_lines(files):
+    for line in iter_lines(files, keep_ends=True):
+        text = line.text.lstrip("\ufeff") if line.lineno == 1 else line.text
         try:
-            ids = [int(x) for x in line.text.split()]
+            ids = [int(x) for x in text.split()]
         except ValueError:
-            bad = next(x for x in line.text.split() if not x.lstrip("-").isdigit())
+            bad = next(x for x in text.split() if not x.lstrip("-").isdigit())
             raise InputError(line.path, f"not a token id: {bad[:20]!r}", line.lineno) from None
         bad = [i for i in ids if not 0 <= i < v]
         if bad:
@@ -198,10 +274,33 @@ def decode(tokdir, files):
                              line.lineno)
         chunks.append(tok.decode_bytes(ids))
         size += len(chunks[-1])
-        if line.end:
+        if text.endswith("\n"):
             chunks.append(b"\n")
         if len(chunks) >= _BATCH_LINES or size >= _BATCH_BYTES:
             out.write(b"".join(chunks))
             chunks, size = [], 0
     out.write(b"".join(chunks))
     out.flush()
+
+
+_TARGETS = ("tokenizer.json", "tiktoken", "hf-dir")
+
+
+@bpe.command()
+@click.argument("tok", metavar="TOK")
+@click.argument("out", metavar="OUT")
+@click.option("--to", "to", type=click.Choice(_TARGETS),
+              help="Format to write (default from OUT: *.json → tokenizer.json, *.tiktoken → "
+                   "tiktoken, else hf-dir, a TOKDIR).")
+@click.option("--pattern", metavar="NAME|REGEX", help=_PATTERN_HELP + " Default: the tokenizer's.")
+@quiet_option
+def convert(tok, out, to, pattern, quiet):
+    """Write tokenizer TOK as another tool's file: HF tokenizer.json, a .tiktoken rank file
+    (tiktoken needs the pattern and special tokens given in code), or a TOKDIR."""
+    if to is None:
+        to = "tokenizer.json" if out.endswith(".json") else "tiktoken" if out.endswith(".tiktoken") \
+            else "hf-dir"
+    _check_output(out, folder=to == "hf-dir")
+    t = _load(tok, pattern)
+    t.export(out, to)
+    click.echo(f"{t.vocab_size} tokens ({len(t.merges)} merges) written to {out} as {to}")

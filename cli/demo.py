@@ -13,6 +13,8 @@ import time
 
 import click
 
+from .common import echo_json, json_option, quiet_option, threads_option
+
 _WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
 _PROBES = ("file", "list", "error", "thread", "string", "socket", "number", "unicode")
 _SKIP_DIRS = ("site-packages", "test", "tests", "idlelib", "lib2to3", "turtledemo")
@@ -57,32 +59,78 @@ def _step(msg: str, quiet: bool) -> None:
 @click.option("--corpus", type=click.Path(dir_okay=False), default=None,
               help="Your own text file instead of the built-in standard-library corpus.")
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None,
-              help="Folder for the corpus, tokenizer and vectors (default: a new temp folder).")
-@click.option("--threads", type=int, default=2, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress bars or step messages.")
-def demo(corpus, out, threads, seed, quiet):
+              help="Folder for the corpus, tokenizer and vectors: new, empty or an earlier demo's "
+                   "(default: a new temp folder).")
+@threads_option("Threads for BPE counting and training.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
+@quiet_option
+@json_option("Print the model's path and the neighbours as one JSON object.")
+def demo(corpus, out, threads, seed, quiet, as_json):
     """Learn a BPE vocabulary and word vectors on a corpus every Python has, then show neighbours.
 
     Takes well under a minute on 2 cores (about 5 s here). Prints where the model is and how to
-    query it.
+    query it. Every output appears at the end, together: a bad corpus or Ctrl-C leaves none.
     """
+    import shutil
     import tempfile
     from pathlib import Path
 
-    from embedkit.errors import InputError, UsageError
+    from embedkit.errors import UsageError
+    from embedkit.io import atomic_dir, check_dir
 
-    if not 1 <= threads <= 1024:  # BPE learning forks one process per thread
-        raise UsageError(f"--threads must be between 1 and 1024 (got {threads})")
-    if out is None:
+    made = out is None
+    if made:
         out = tempfile.mkdtemp(prefix="embedkit-demo-")
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    text_path = folder / "corpus.txt"
+    try:
+        check_dir(folder, _MARKER)
+        if corpus is not None and folder.is_dir() and os.path.exists(corpus) and any(
+                os.path.samefile(corpus, folder / n) for n in _OUTPUTS if (folder / n).exists()):
+            raise UsageError(f"--corpus {corpus} is one of the files the demo writes in {folder}")
+        with atomic_dir(folder, _MARKER) as stage:
+            vecs, words, t0 = _build(stage, corpus, threads, seed, quiet)
+    except BaseException:
+        if made:
+            shutil.rmtree(folder, ignore_errors=True)  # the temp folder this run created
+        raise
+    model_path = folder / "vectors.ekv"
+    # Misspellings get good vectors from char n-grams; BPE pieces of a 4k vocabulary are too
+    # coarse for that on this small corpus, so the OOV probe is shown only with char subwords.
+    oov = ["tokenizaton"] if vecs.scheme is not None and vecs.scheme.kind == "char" else []
+    near = {}
+    for probe in [w for w in _PROBES if w in vecs][:6] + oov:
+        try:
+            near[probe] = vecs.most_similar(probe, k=6)
+        except KeyError:
+            continue
+    if as_json:
+        echo_json({"model": str(model_path), "words": len(vecs), "dim": vecs.dim,
+                   "corpus_words": words, "neighbours": {
+                       p: [{"word": w, "cosine": round(c, 6)} for w, c in r] for p, r in near.items()}})
+        return
+    click.echo(f"{len(vecs):,} words x {vecs.dim} dims trained on {words:,} words in "
+               f"{time.perf_counter() - t0:.0f} s; model: {model_path}\n")
+    for probe, r in near.items():
+        tag = "" if probe in vecs else " (not in the vocabulary: built from subwords)"
+        click.echo(f"{probe}{tag}: " + ", ".join(f"{w} {s:.2f}" for w, s in r))
+    click.echo(f"\nTry: embedkit nn {model_path} socket\n"
+               f"     embedkit analogy {model_path} list append dict\n"
+               f"     embedkit vectors {model_path} unseenword")
+    sys.stdout.flush()
+
+
+_MARKER = "vectors.ekv"  # an existing --out holding it is an earlier demo's folder
+_OUTPUTS = ("corpus.txt", "vectors.ekv", "vectors.vec")
+
+
+def _build(stage, corpus, threads, seed, quiet):
+    """corpus -> tokenizer -> vectors, all written into the staging folder ``stage``."""
+    from embedkit.errors import InputError
     from embedkit.io import atomic_write
     from embedkit.progress import bar
 
+    t0 = time.perf_counter()
+    text_path = stage / "corpus.txt"
     if corpus is None:
         _step("gathering the built-in corpus (pydoc topics + standard-library docstrings)", quiet)
         source = stdlib_texts()
@@ -100,13 +148,13 @@ def demo(corpus, out, threads, seed, quiet):
             b.update(n)
     if words < 1000:
         raise InputError(corpus or "built-in corpus", f"only {words} words: too small for a demo")
-    _step(f"corpus: {words:,} words -> {text_path}", quiet)
+    _step(f"corpus: {words:,} words", quiet)
 
     from embedkit import BPETokenizer, train
 
     _step("learning a BPE vocabulary (4,000 tokens)", quiet)
     tok = BPETokenizer.train([str(text_path)], 4000, byte_level=False, threads=threads, quiet=quiet)
-    tok_dir = folder / "tokenizer"
+    tok_dir = stage / "tokenizer"
     tok.save(tok_dir)
     example = "unbelievably tokenization"
     _step(f"BPE pieces of {example!r}: {' '.join(tok.subword_text([example]))}", quiet)
@@ -117,25 +165,9 @@ def demo(corpus, out, threads, seed, quiet):
     kw = {"tokenizer": str(tok_dir)} if subwords == "bpe" else {"buckets": 200_000}
     vecs = train([str(text_path)], model="skipgram", dim=100, epochs=5, min_count=3,
                  threads=threads, seed=seed, subwords=subwords, quiet=quiet, **kw)
-    model_path = folder / "vectors.ekv"
-    vecs.save(model_path)
-    vecs.save(folder / "vectors.vec", format="vec")
-    click.echo(f"{len(vecs):,} words x {vecs.dim} dims trained on {words:,} words in "
-               f"{time.perf_counter() - t0:.0f} s; model: {model_path}\n")
-    # Misspellings get good vectors from char n-grams; BPE pieces of a 4k vocabulary are too
-    # coarse for that on this small corpus, so the OOV probe is shown only with char subwords.
-    oov = ["tokenizaton"] if subwords == "char" else []
-    for probe in [w for w in _PROBES if w in vecs][:6] + oov:
-        try:
-            near = vecs.most_similar(probe, k=6)
-        except KeyError:
-            continue
-        tag = "" if probe in vecs else " (not in the vocabulary: built from subwords)"
-        click.echo(f"{probe}{tag}: " + ", ".join(f"{w} {s:.2f}" for w, s in near))
-    click.echo(f"\nTry: embedkit nn {model_path} socket\n"
-               f"     embedkit analogy {model_path} list append dict\n"
-               f"     embedkit vectors {model_path} unseenword")
-    sys.stdout.flush()
+    vecs.save(stage / "vectors.ekv")
+    vecs.save(stage / "vectors.vec", format="vec")
+    return vecs, words, t0
 
 
 def _bpe_subwords_available() -> bool:

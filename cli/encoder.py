@@ -5,11 +5,14 @@ BLAS thread count through the environment (it must be set before NumPy loads Ope
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 import click
+
+from .common import dumps, echo_json, json_option, quiet_option, threads_option
+
+_SEED = click.IntRange(0, 2**63 - 1)
 
 
 def _threads(threads: int | None) -> None:
@@ -29,8 +32,10 @@ def encoder():
               help="TOKDIR from `embedkit bpe learn` (its pieces are the encoder's inputs).")
 @click.option("-o", "--output", "encdir", required=True, type=click.Path(file_okay=False),
               help="ENCDIR: checkpoints and the final model go here.")
-@click.option("--objective", type=click.Choice(["mlm", "clm"]), default=None,
-              help="mlm: blank filling (BERT); clm: next piece (causal).  [default: mlm]")
+@click.option("--objective", type=click.Choice(["mlm", "clm", "contrastive", "mlm+contrastive"]),
+              default=None, help="mlm: blank filling (BERT); clm: next piece (causal); contrastive: "
+              "pick the true neighbour among the batch (CPC / InfoNCE); mlm+contrastive: "
+              "L_MLM + weight * L_CPC.  [default: mlm]")
 @click.option("--layers", type=int, default=None, help="Transformer layers.  [default: 2]")
 @click.option("--dim", type=int, default=None, help="Model dimension.  [default: 128]")
 @click.option("--heads", type=int, default=None, help="Attention heads (must divide --dim).  [default: 4]")
@@ -38,19 +43,38 @@ def encoder():
 @click.option("--max-len", type=int, default=None, help="Pieces per training window.  [default: 128]")
 @click.option("--positions", type=click.Choice(["sinusoidal", "learned"]), default=None,
               help="Position encodings.  [default: sinusoidal]")
-@click.option("--batch-size", type=int, default=None, help="Windows per step.  [default: 32]")
+@click.option("--batch-size", type=int, default=None,
+              help="Windows per step; contrastive: pairs per step = N candidates.  [default: 32]")
+@click.option("--pair", type=click.Choice(["adjacent-lines", "adjacent-windows"]), default=None,
+              help="Contrastive pairs: a line and the next, or the two sides of a random cut of "
+              "a line.  [default: adjacent-lines]")
+@click.option("--negatives", type=click.Choice(["in-batch"]), default=None,
+              help="Contrastive distractors: the other pairs' y's.  [default: in-batch]")
+@click.option("--pool", type=click.Choice(["mean", "first"]), default=None,
+              help="Contrastive feature: mean of the pieces' last states, or the first piece's.  "
+              "[default: mean]")
+@click.option("--projection", type=int, default=None,
+              help="Contrastive linear head D -> DIM (1..--dim), used in training only.  "
+              "[default: none]")
+@click.option("--score", type=click.Choice(["dot", "cosine"]), default=None,
+              help="Contrastive score: inner product, or cosine of the features.  [default: dot]")
+@click.option("--temperature", type=float, default=None,
+              help="Contrastive scores are divided by it (> 0).  [default: 1.0]")
+@click.option("--contrastive-weight", type=float, default=None,
+              help="mlm+contrastive: weight of L_CPC.  [default: 1.0]")
 @click.option("--steps", type=int, default=None, help="Training steps.  [default: 1000]")
-@click.option("--epochs", type=float, default=None, help="Passes over the corpus pieces instead of --steps.")
+@click.option("--epochs", type=float, default=None, help="Passes over the corpus pieces (contrastive: over the training pairs) instead of "
+              "--steps.")
 @click.option("--lr", type=float, default=None, help="Peak learning rate.  [default: 0.001]")
 @click.option("--warmup", type=int, default=None, help="Linear warmup steps.  [default: 200]")
-@click.option("--seed", type=int, default=None, help="Random seed.  [default: 0]")
-@click.option("--threads", type=int, default=None, help="Threads (BLAS and kernels).  [default: all cores]")
+@click.option("--seed", type=_SEED, default=None, help="Random seed.  [default: 0]")
+@threads_option("Threads (BLAS and kernels).")
 @click.option("--init-embeddings", "init_vectors", type=click.Path(),
               help="Start piece embeddings from vectors trained on the same TOKDIR pieces.")
 @click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints.  [default: 500]")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in ENCDIR (bit-exact with --threads 1).")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@json_option("Print the summary as one JSON object.")
+@quiet_option
 def train(corpus, tokdir, encdir, threads, init_vectors, resume, as_json, quiet, steps, epochs,
           **options):
     """Pretrain an encoder on CORPUS files ('-' = stdin) and print a summary: steps, tokens/s,
@@ -64,16 +88,55 @@ def train(corpus, tokdir, encdir, threads, init_vectors, resume, as_json, quiet,
                             threads=threads, init_vectors=init_vectors, resume=resume,
                             quiet=quiet, **options)
     keys = ("steps", "tokens_per_s", "heldout_loss", "unigram_entropy")
+    if "n" in summary:
+        keys += ("n", "mi_bound", "heldout_top1", "train_cpc", "train_mi_bound")
+        keys += ("heldout_mlm_loss",) if "heldout_mlm_loss" in summary else ()
     if as_json:
-        click.echo(json.dumps({k: summary[k] for k in keys}))
+        echo_json({k: summary[k] for k in keys})
+        return
+    if "n" in summary:
+        _print_contrastive(summary)
         return
     held = summary["heldout_loss"]
     what = "masked pieces" if summary["objective"] == "mlm" else "next piece"
     click.echo(f"steps            {summary['steps']}")
     click.echo(f"tokens/s         {summary['tokens_per_s']:.0f}")
     click.echo("held-out loss    " + (f"{held:.4f} nats ({what})" if held is not None
-                                      else "n/a (corpus has fewer than 20 lines)"))
+                                      else f"n/a ({summary['heldout_note']})"))
     click.echo(f"unigram entropy  {summary['unigram_entropy']:.4f} nats")
+
+
+def _print_contrastive(s: dict) -> None:
+    """The contrastive summary: N, L_CPC and the bound ln N - L_CPC, training and held-out."""
+    def nats(x, fmt=".4f"):
+        return "n/a" if x is None else f"{x:{fmt}}"
+
+    click.echo(f"steps              {s['steps']}")
+    click.echo(f"tokens/s           {s['tokens_per_s']:.0f}")
+    click.echo(f"N                  {s['n']} (the true y and {s['n'] - 1} distractors)")
+    click.echo(f"train L_CPC        {nats(s['train_cpc'])} nats, ln N - L_CPC "
+               f"{nats(s['train_mi_bound'])} nats (mean of the last steps)")
+    if s["heldout_loss"] is None:
+        click.echo(f"held-out L_CPC     n/a ({s['heldout_note']})")
+    else:
+        click.echo(f"held-out L_CPC     {nats(s['heldout_loss'])} nats, ln N - L_CPC "
+                   f"{nats(s['mi_bound'])} nats, top-1 {nats(s['heldout_top1'], '.3f')}")
+    if "heldout_mlm_loss" in s:
+        click.echo(f"held-out MLM loss  {nats(s['heldout_mlm_loss'])} nats (masked pieces)")
+    click.echo(f"unigram entropy    {s['unigram_entropy']:.4f} nats")
+
+
+def _write_npy(arr) -> None:
+    """``.npy`` bytes to stdout through plain ``write`` calls: ``np.save`` on a real file uses
+    C-level ``tofile``, which turns a reader that stops early (``| head -c``) into an OSError
+    instead of the BrokenPipeError that every command treats as a normal end."""
+    import numpy as np
+
+    class Stream:
+        write = sys.stdout.buffer.write
+
+    np.save(Stream(), arr)
+    sys.stdout.buffer.flush()
 
 
 def _read_texts(files):
@@ -110,8 +173,8 @@ def _chunks(items, size):
 @click.option("--pool", type=click.Choice(["none", "mean"]), default="none", show_default=True,
               help="none: a vector per piece; mean: one per line.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file (default stdout).")
-@click.option("--threads", type=int, default=None, help="Threads.  [default: all cores]")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@threads_option("Threads.")
+@quiet_option
 def embed(encdir, files, fmt, layer, pool, output, threads, quiet):
     """Contextual vectors of each line of FILES (default stdin): JSON lines
     {"pieces": [...], "vectors": [[...], ...]} (with --pool mean: "vector": [...]), or one .npy
@@ -144,7 +207,7 @@ def embed(encdir, files, fmt, layer, pool, output, threads, quiet):
         rows = [v.reshape(-1, enc.dim) for _, v in results()]
         arr = np.concatenate(rows) if rows else np.zeros((0, enc.dim), np.float32)
         if output is None:
-            np.save(sys.stdout.buffer, arr)
+            _write_npy(arr)
         else:
             with atomic_write(output, "wb") as f:
                 np.save(f, arr)
@@ -153,8 +216,7 @@ def embed(encdir, files, fmt, layer, pool, output, threads, quiet):
     def lines():
         for pieces, v in results():
             key = "vector" if pool == "mean" else "vectors"
-            yield json.dumps({"pieces": pieces, key: np.round(v.astype(np.float64), 6).tolist()},
-                             ensure_ascii=False) + "\n"
+            yield dumps({"pieces": pieces, key: np.round(v.astype(np.float64), 6).tolist()}) + "\n"
 
     if output is None:
         for line in lines():
@@ -168,20 +230,27 @@ def embed(encdir, files, fmt, layer, pool, output, threads, quiet):
 @click.argument("encdir", type=click.Path())
 @click.argument("text")
 @click.option("-k", "k", type=int, default=5, show_default=True, help="Candidates per [MASK].")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object: {\"masks\": [[[piece, p], ...], ...]}.")
-def fill(encdir, text, k, as_json):
-    """The most likely pieces for each [MASK] in TEXT (mlm encoders): piece<TAB>probability."""
+@json_option("One JSON object: {\"masks\": [[[piece, p], ...], ...]}.")
+@quiet_option
+def fill(encdir, text, k, as_json, quiet):
+    """The most likely pieces for each [MASK] in TEXT (mlm encoders): "piece"<TAB>probability.
+
+    Each piece is printed as a JSON string, so " cat" (a word after a space) and "cat" (glued to
+    what comes before) stay apart, and a newline or tab in a piece cannot break the line.
+    """
     from embedkit.encoder.model import Encoder
 
-    result = Encoder.load(encdir).fill(text, k)
+    # special pieces ([PAD], [MASK]...) never fill a blank: with a large -k they would be listed
+    # with probability 0 and print as empty text
+    result = [[(piece, p) for piece, p in cands if p > 0] for cands in Encoder.load(encdir).fill(text, k)]
     if as_json:
-        click.echo(json.dumps({"masks": result}, ensure_ascii=False))
+        echo_json({"masks": result})
         return
     for n, cands in enumerate(result, 1):
         if len(result) > 1:
             click.echo(f"[MASK] {n}")
         for piece, p in cands:
-            click.echo(f"{piece.strip() or repr(piece)}\t{p:.4f}")
+            click.echo(f"{dumps(piece)}\t{p:.4f}")
 
 
 @encoder.command()
@@ -189,9 +258,76 @@ def fill(encdir, text, k, as_json):
 @click.argument("prompt")
 @click.option("--tokens", type=int, default=30, show_default=True, help="At most this many new pieces.")
 @click.option("--temperature", type=float, default=0.8, show_default=True, help="0 = always the most likely piece.")
-@click.option("--seed", type=int, default=0, show_default=True)
-def generate(encdir, prompt, tokens, temperature, seed):
-    """Continue PROMPT with pieces sampled from a clm encoder (stops at the end of a line)."""
+@click.option("--seed", type=_SEED, default=0, show_default=True)
+@json_option("One JSON object: {\"text\": ...}.")
+@quiet_option
+def generate(encdir, prompt, tokens, temperature, seed, as_json, quiet):
+    """Continue PROMPT with pieces sampled from a clm encoder (stops at the end of a line: the
+    continuation never holds a newline)."""
+    import math
+
+    from embedkit.errors import UsageError
+
+    if not math.isfinite(temperature) or temperature < 0:
+        raise UsageError(f"--temperature must be a number >= 0 (got {temperature})")
+    if tokens < 0:
+        raise UsageError(f"--tokens must not be negative (got {tokens})")
     from embedkit.encoder.model import Encoder
 
-    click.echo(Encoder.load(encdir).generate(prompt, tokens, temperature, seed))
+    text = Encoder.load(encdir).generate(prompt, tokens, temperature, seed)
+    if text.startswith(prompt):  # a piece can hold a newline with more after it: cut there
+        text = prompt + text[len(prompt):].split("\n", 1)[0]
+    if as_json:
+        echo_json({"text": text})
+    else:
+        click.echo(text)
+
+
+@encoder.command()
+@click.argument("encdir", type=click.Path())
+@click.argument("train", type=click.Path(allow_dash=True))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="MODEL file to write (kind encoder-classifier; `classify test/predict` read it).")
+@click.option("--valid", type=click.Path(allow_dash=True), help="Labelled lines: accuracy after each epoch.")
+@click.option("--epochs", type=click.IntRange(1), default=3, show_default=True)
+@click.option("--lr", type=float, default=5e-5, show_default=True, help="Peak learning rate (AdamW).")
+@click.option("--pool", type=click.Choice(["mean", "first"]), default="mean", show_default=True,
+              help="Head input: mean of the last layer's piece states, or the first piece's.")
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True, help="Lines per step.")
+@click.option("--warmup", type=click.IntRange(0), default=None,
+              help="Linear warmup steps.  [default: a tenth of all steps]")
+@click.option("--label-prefix", default="__label__", show_default=True,
+              help="Prefix of label words in fastText-style lines.")
+@click.option("--lowercase", is_flag=True, help="Lower-case the text (also when the model predicts).")
+@threads_option("Threads (BLAS and kernels).")
+@click.option("--seed", type=_SEED, default=0, show_default=True, help="Seed of the head and the batch order.")
+@json_option("Print the summary as one JSON object.")
+@quiet_option
+def finetune(encdir, train, output, valid, epochs, lr, pool, batch_size, warmup, label_prefix,
+             lowercase, threads, seed, as_json, quiet):
+    """Fine-tune the encoder in ENCDIR end to end with a linear softmax head on its pooled output,
+    on TRAIN's labelled lines ('LABEL<TAB>text' or '__label__LABEL text'). Lines longer than the
+    encoder's max length are cut to it. MODEL is rewritten after every epoch."""
+    _threads(threads)
+    from embedkit.classify.finetune import finetune as run
+
+    def report(rec):
+        if valid is not None and not as_json:
+            click.echo(f"epoch {rec['epoch']} valid accuracy {rec['valid_accuracy']:.4f}")
+
+    summary = run(encdir, train, output, valid=valid, epochs=epochs, lr=lr, pool=pool,
+                  batch_size=batch_size, warmup=warmup, label_prefix=label_prefix,
+                  lowercase=lowercase, threads=threads, seed=seed, quiet=quiet, on_epoch=report)
+    if not quiet:
+        for w in summary["warnings"]:
+            click.echo(f"embedkit: warning: {w}", err=True)
+    if as_json:
+        echo_json(summary)
+        return
+    last = summary["history"][-1]
+    click.echo(f"model {summary['model']} ({len(summary['labels'])} labels, {summary['n_train']} "
+               f"lines, {summary['lines_truncated']} cut to {summary['max_len']} pieces)")
+    click.echo(f"steps {summary['steps']} (warmup {summary['warmup']})")
+    click.echo(f"train accuracy {last['train_accuracy']:.4f}")
+    if summary["valid_accuracy"] is not None:
+        click.echo(f"valid accuracy {summary['valid_accuracy']:.4f}")

@@ -7,14 +7,18 @@ or every query, is unknown, and for any bad input (one-line error, no traceback)
 from __future__ import annotations
 
 import itertools
-import json
 import sys
 
 import click
 
+from .common import dumps, echo_json, json_option, quiet_option
+
 _K = click.option("-k", "k", type=int, default=10, show_default=True, help="How many neighbours.")
-_JSON = click.option("--json", "as_json", is_flag=True, help="One JSON object per query (JSON Lines).")
+_JSON = json_option("One JSON object per query (JSON Lines).")
 _MODEL = click.argument("model", type=click.Path(dir_okay=True))
+_RESTRICT = click.option("--restrict", type=click.IntRange(min=0), default=0, show_default=True,
+                         help="Answer from the N most frequent words only (0 = all; gensim's "
+                              "restrict_vocab). Queries may be any word.")
 
 
 def _check_k(k: int) -> None:
@@ -24,10 +28,45 @@ def _check_k(k: int) -> None:
         raise UsageError(f"-k must be at least 1 (got {k})")
 
 
+def _keep(ctx, param, value):
+    ctx.meta["embedkit." + param.name] = value
+    return value
+
+
+def _read_options(f):
+    """``--unicode-errors`` and ``--strict``: how words files from the wild hold are read."""
+    f = click.option("--strict", "strict_words", is_flag=True, expose_value=False, callback=_keep,
+                     help="Refuse duplicate words and lines with more than D+1 fields (by default "
+                          "the first duplicate is kept and the leading fields are the word).")(f)
+    return click.option("--unicode-errors", type=click.Choice(["keep", "replace", "strict"]),
+                        default="keep", show_default=True, expose_value=False, callback=_keep,
+                        help="Words that are not valid UTF-8: keep their bytes (convert writes "
+                             "them back unchanged; shown with U+FFFD), replace the bad bytes "
+                             "by U+FFFD, or refuse the file.")(f)
+
+
 def _open(model: str):
+    """Load with the ``_read_options`` the command got; say on stderr what was tolerated."""
     from embedkit.vectors.model import load
 
-    return load(model)
+    ctx = click.get_current_context()
+    vecs = load(model, unicode_errors=ctx.meta.get("embedkit.unicode_errors", "keep"),
+                strict=ctx.meta.get("embedkit.strict_words", False))
+    if vecs.load_warning and not ctx.params.get("quiet"):
+        click.echo(f"embedkit: warning: {vecs.load_warning}", err=True)
+    _show_undecodable()
+    return vecs
+
+
+def _show_undecodable() -> None:
+    """Kept bytes of invalid UTF-8 words (lone surrogates) print as U+FFFD, not a crash."""
+    import codecs
+
+    # The UTF-8 encoder takes non-ASCII replacements only as bytes: one U+FFFD per bad byte.
+    codecs.register_error("embedkit-show", lambda e: (b"\xef\xbf\xbd" * (e.end - e.start), e.end))
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="embedkit-show")
 
 
 def _stdin_queries():
@@ -61,15 +100,14 @@ class _Answers:
             self.failed += 1
             click.echo(f"embedkit: {result}", err=True)
             if self.as_json:
-                click.echo(json.dumps({"query": query, "error": str(result)}, ensure_ascii=False))
+                echo_json({"query": query, "error": str(result)})
             elif self.printed:
                 click.echo("")
             self.printed += 1
             return
         self.answered += 1
         if self.as_json:
-            click.echo(json.dumps({"query": query, "neighbours": [
-                {"word": w, "cosine": round(s, 6)} for w, s in result]}, ensure_ascii=False))
+            echo_json({"query": query, "neighbours": _neighbours(result)})
         else:
             text = "".join(f"{w}\t{s:.6f}\n" for w, s in result)
             click.echo(("\n" if self.printed else "") + text, nl=False)
@@ -81,12 +119,19 @@ class _Answers:
         return 0
 
 
+def _neighbours(result) -> list[dict]:
+    return [{"word": w, "cosine": round(s, 6)} for w, s in result]
+
+
 @click.command()
 @_MODEL
 @click.argument("words", nargs=-1)
 @_K
+@_RESTRICT
 @_JSON
-def nn(model, words, k, as_json):
+@_read_options
+@quiet_option
+def nn(model, words, k, restrict, as_json, quiet):
     """Nearest neighbours of WORDS (cosine), as 'word<TAB>cosine' lines.
 
     Without WORDS, reads one query per stdin line (answered in batches, one matrix product each),
@@ -97,20 +142,20 @@ def nn(model, words, k, as_json):
     vectors = _open(model)
     out = _Answers(as_json)
     if words:
-        for q, r in zip(words, vectors.most_similar_many(words, k, errors="collect")):
+        for q, r in zip(words, vectors.most_similar_many(words, k, "collect", restrict)):
             out.emit(q, r)
         return out.exit_code(batch=len(words) > 1)
     if sys.stdin.isatty():
-        return _interactive(vectors, k, out)
+        return _interactive(vectors, k, restrict, out)
     queries = _stdin_queries()
     while chunk := list(itertools.islice(queries, 1024)):
-        for q, r in zip(chunk, vectors.most_similar_many(chunk, k, errors="collect")):
+        for q, r in zip(chunk, vectors.most_similar_many(chunk, k, "collect", restrict)):
             out.emit(q, r)
         sys.stdout.flush()
     return out.exit_code(batch=True)
 
 
-def _interactive(vectors, k, out: _Answers) -> int:
+def _interactive(vectors, k, restrict, out: _Answers) -> int:
     click.echo(f"{vectors!r}; type a word (Ctrl-D to quit)", err=True)
     while True:
         try:
@@ -120,7 +165,7 @@ def _interactive(vectors, k, out: _Answers) -> int:
             return 0
         if q:
             out.printed = 0
-            out.emit(q, vectors.most_similar_many([q], k, errors="collect")[0])
+            out.emit(q, vectors.most_similar_many([q], k, "collect", restrict)[0])
 
 
 @click.command()
@@ -129,14 +174,25 @@ def _interactive(vectors, k, out: _Answers) -> int:
 @click.argument("b")
 @click.argument("c")
 @_K
-@_JSON
-def analogy(model, a, b, c, k, as_json):
+@_RESTRICT
+@json_option("One JSON object: {\"query\": [A, B, C], \"neighbours\": [...]} (or \"error\").")
+@_read_options
+@quiet_option
+def analogy(model, a, b, c, k, restrict, as_json, quiet):
     """'A is to B as C is to ?': the words nearest to B - A + C (3CosAdd), A, B and C excluded."""
+    from embedkit.vectors.model import UnknownWordError
+
     _check_k(k)
-    result = _open(model).analogy(a, b, c, k)
+    try:
+        result = _open(model).analogy(a, b, c, k, restrict=restrict)
+    except UnknownWordError as e:
+        if not as_json:
+            raise
+        click.echo(f"embedkit: {e}", err=True)
+        echo_json({"query": [a, b, c], "error": str(e)})
+        return 2
     if as_json:
-        click.echo(json.dumps({"query": [a, b, c], "neighbours": [
-            {"word": w, "cosine": round(s, 6)} for w, s in result]}, ensure_ascii=False))
+        echo_json({"query": [a, b, c], "neighbours": _neighbours(result)})
     else:
         click.echo("".join(f"{w}\t{s:.6f}\n" for w, s in result), nl=False)
 
@@ -144,8 +200,14 @@ def analogy(model, a, b, c, k, as_json):
 @click.command()
 @_MODEL
 @click.argument("words", nargs=-1)
-def vectors(model, words):
-    """Print 'word v1 ... vD' for WORDS (or one word per stdin line); OOV words via subwords."""
+@json_option("One JSON object per word: {\"query\": w, \"vector\": [...]} (or \"error\").")
+@_read_options
+@quiet_option
+def vectors(model, words, as_json, quiet):
+    """Print 'word v1 ... vD' for WORDS (or one word per stdin line); OOV words via subwords.
+
+    A word holding whitespace would make its line unreadable as text: use --json for those.
+    """
     from embedkit.vectors.model import UnknownWordError
 
     vecs = _open(model)
@@ -154,12 +216,20 @@ def vectors(model, words):
     answered = failed = 0
     for q in queries:
         try:
+            if not as_json and (not q or any(c.isspace() for c in q)):
+                raise UnknownWordError(q, "holds whitespace, so its 'word v1 ... vD' line could "
+                                          "not be read back (use --json)")
             v = vecs[q]
         except UnknownWordError as e:
             click.echo(f"embedkit: {e}", err=True)
+            if as_json:
+                echo_json({"query": q, "error": str(e)})
             failed += 1
             continue
-        click.echo(f"{q} " + fmt % tuple(v.astype(float).tolist()))
+        if as_json:
+            click.echo(dumps({"query": q, "vector": v.astype(float).tolist()}))
+        else:
+            click.echo(f"{q} " + fmt % tuple(v.astype(float).tolist()))
         answered += 1
     batch = not words or len(words) > 1
     return 2 if failed and (not batch or not answered) else 0
@@ -168,14 +238,16 @@ def vectors(model, words):
 @click.command("eval")
 @_MODEL
 @click.option("--similarity", "similarity", multiple=True, type=click.Path(),
-              help="Word-pair file 'w1<TAB>w2<TAB>score' (WordSim-353 style); repeatable.")
+              help="Word-pair file 'w1 w2 score' (TAB or spaces, WordSim-353 style); repeatable.")
 @click.option("--analogies", "analogies", multiple=True, type=click.Path(),
               help="Analogy file (': section' + 'a b c d' lines, Google style); repeatable.")
 @click.option("--restrict", type=int, default=30000, show_default=True,
               help="Analogies: search and accept only the N most frequent words (0 = all).")
 @click.option("--case-sensitive", is_flag=True, help="Do not upper-case words before lookup.")
-@_JSON
-def eval_(model, similarity, analogies, restrict, case_sensitive, as_json):
+@json_option("One JSON object per evaluated file (JSON Lines); a missing figure is null.")
+@_read_options
+@quiet_option
+def eval_(model, similarity, analogies, restrict, case_sensitive, as_json, quiet):
     """Spearman rho on similarity sets and 3CosAdd accuracy on analogy sets (gensim-compatible).
 
     Pairs or questions with a word outside the vocabulary are skipped and reported as coverage,
@@ -187,6 +259,8 @@ def eval_(model, similarity, analogies, restrict, case_sensitive, as_json):
         raise UsageError("nothing to evaluate: give --similarity FILE and/or --analogies FILE")
     if restrict < 0:
         raise UsageError(f"--restrict must be >= 0 (got {restrict})")
+    from embedkit.progress import figure
+
     vecs = _open(model)
     ci = not case_sensitive
     results = []
@@ -197,11 +271,11 @@ def eval_(model, similarity, analogies, restrict, case_sensitive, as_json):
                                                              case_insensitive=ci)))
     for kind, r in results:
         if as_json:
-            click.echo(json.dumps({"kind": kind, **r}, ensure_ascii=False))
+            echo_json({"kind": kind, **r})
         elif kind == "similarity":
             click.echo(f"{r['file']}: similarity: {r['used']}/{r['pairs']} pairs used "
-                       f"(coverage {100 * r['coverage']:.1f}%), spearman {r['spearman']:.4f}, "
-                       f"pearson {r['pearson']:.4f}")
+                       f"(coverage {100 * r['coverage']:.1f}%), spearman {figure(r['spearman'])}, "
+                       f"pearson {figure(r['pearson'])}")
         else:
             click.echo(f"{r['file']}: analogies: {r['used']}/{r['questions']} questions used "
                        f"(coverage {100 * r['coverage']:.1f}%), accuracy {_pct(r['semantic'])} "
@@ -224,11 +298,14 @@ _SUFFIX = {".ekv": "native", ".vec": "vec", ".txt": "vec", ".bin": "w2v-bin"}
 @click.argument("dst", metavar="OUT", type=click.Path(dir_okay=True))
 @click.option("--to", "to", type=click.Choice(["vec", "w2v-bin", "native"]),
               help="Output format (default: from OUT's extension: .ekv, .vec/.txt, .bin).")
-def convert(src, dst, to):
+@_read_options
+@quiet_option
+def convert(src, dst, to, quiet):
     """Convert vectors of any readable format to word2vec text, word2vec binary or native.
 
-    A fastText .bin converted to native keeps its subwords (OOV vectors still work). OUT `-`
-    writes word2vec text (or `--to w2v-bin`) to stdout.
+    Only native (.ekv) keeps subwords (OOV vectors of a fastText .bin or a model trained with
+    --subwords): word2vec text and binary hold one vector per word, so a note says what is
+    dropped. OUT `-` writes word2vec text (or `--to w2v-bin`) to stdout.
     """
     import os
     import shutil
@@ -241,6 +318,7 @@ def convert(src, dst, to):
         if to == "native":
             raise UsageError("a native model needs a file (it is memory-mapped): give OUT a name")
         vecs = _open(src)
+        _warn_dropped(vecs, to, quiet)
         with tempfile.TemporaryDirectory(prefix="embedkit-convert-") as tmp:
             path = os.path.join(tmp, "out")
             vecs.save(path, format=to)
@@ -252,4 +330,13 @@ def convert(src, dst, to):
         to = _SUFFIX.get(os.path.splitext(dst)[1].lower())
         if to is None:
             raise UsageError(f"cannot tell the output format from {dst!r}: use --to vec|w2v-bin|native")
-    _open(src).save(dst, format=to)
+    vecs = _open(src)
+    _warn_dropped(vecs, to, quiet)
+    vecs.save(dst, format=to)
+
+
+def _warn_dropped(vecs, to: str, quiet: bool) -> None:
+    if vecs.scheme is not None and to != "native" and not quiet:
+        click.echo(f"embedkit: note: {to} holds no subwords: the model's {vecs.scheme.kind} "
+                   f"subwords (vectors for unseen words) are dropped; only native .ekv keeps them",
+                   err=True)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from .common import echo_json, json_option, quiet_option, threads_option
+
 _EXTS = (".vec", ".ekv")
 
 
@@ -28,7 +30,7 @@ def output_paths(name: str) -> tuple[str, str]:
 @click.option("--sample", type=float, default=1e-4, show_default=True,
               help="Subsampling threshold for frequent words (0 = off).")
 @click.option("--lr", type=float, default=0.05, show_default=True, help="Start learning rate (decays to 0).")
-@click.option("--threads", type=int, default=1, show_default=True, help="Hogwild training threads.")
+@threads_option("Hogwild training threads (--threads 1 --seed S: identical files run to run).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed; with --threads 1 the output is identical run to run.")
 @click.option("--subwords", type=click.Choice(["none", "char", "bpe"]), default="none", show_default=True,
@@ -37,21 +39,36 @@ def output_paths(name: str) -> tuple[str, str]:
 @click.option("--maxn", type=int, default=6, show_default=True, help="Longest char n-gram.")
 @click.option("--buckets", type=int, default=2_000_000, show_default=True, help="Char n-gram hash buckets.")
 @click.option("--tokenizer", metavar="TOKDIR", default=None,
-              help="Folder from `embedkit bpe learn` (with --subwords bpe).")
+              help="With --subwords bpe: a TOKDIR from `embedkit bpe learn`, HF vocab.json + "
+                   "merges.txt, or a subword-nmt codes file.")
+@click.option("--bpe-bag", type=click.Choice(["all", "segmentation"]), default=None,
+              help="With --subwords bpe: a word's rows are all BPE tokens it contains (all, the "
+                   "default) or the pieces of its segmentation.")
+@click.option("--bpe-min-len", type=int, default=None,
+              help="With --bpe-bag all: shortest token in a bag, in characters (a word boundary "
+                   "counts as one).  [default: 2]")
+@click.option("--bpe-max-len", type=int, default=None,
+              help="With --bpe-bag all: longest token in a bag (0 = no bound).  [default: 0]")
 @click.option("--lowercase", is_flag=True, help="Lower-case the corpus before counting.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@quiet_option
+@json_option("Print the summary as one JSON object.")
 def train(corpus, name, model, dim, window, negative, epochs, min_count, max_vocab, sample, lr,
-          threads, seed, subwords, minn, maxn, buckets, tokenizer, lowercase, quiet):
+          threads, seed, subwords, minn, maxn, buckets, tokenizer, bpe_bag, bpe_min_len, bpe_max_len,
+          lowercase, quiet, as_json):
     """Train word vectors on CORPUS files (whitespace-separated tokens, one sentence per line;
     '-' reads stdin, .gz is read directly)."""
     import os
 
-    from embedkit.errors import OutputError
+    from embedkit.errors import OutputError, UsageError
     from embedkit.wordvec.args import TrainOptions
 
     opts = TrainOptions(model, dim, window, negative, epochs, min_count, max_vocab, sample, lr,
-                        threads, seed, subwords, minn, maxn, buckets, tokenizer, lowercase).validate()
+                        threads, seed, subwords, minn, maxn, buckets, tokenizer, lowercase,
+                        bpe_bag=bpe_bag, bpe_min_len=bpe_min_len, bpe_max_len=bpe_max_len).validate()
     vec_path, ekv_path = output_paths(name)
+    if not os.path.basename(vec_path[:-len(".vec")]):
+        raise UsageError(f"-o {name}: give a name, not a folder (e.g. -o {os.path.join(name, 'vectors')} "
+                         f"writes vectors.vec and vectors.ekv there)")
     folder = os.path.dirname(vec_path) or "."
     if not os.path.isdir(folder):
         raise OutputError(f"{vec_path}: folder {folder} does not exist")
@@ -61,10 +78,16 @@ def train(corpus, name, model, dim, window, negative, epochs, min_count, max_voc
         if os.path.isdir(p):
             raise OutputError(f"{p}: is a folder, expected a file name")
 
+    from embedkit.io import atomic_files
     from embedkit.wordvec.trainer import as_vectors, fit
 
     m = as_vectors(fit(list(corpus), opts, quiet=quiet))
-    m.save_native(ekv_path)
-    m.save_vec(vec_path)
+    with atomic_files([ekv_path, vec_path]) as (ekv_tmp, vec_tmp):  # the pair appears together
+        m.save_native(ekv_tmp)
+        m.save_vec(vec_tmp)
+    if as_json:
+        echo_json({"words": len(m.words), "dim": m.dim, "tokens": m.settings["tokens"],
+                   "vec": vec_path, "ekv": ekv_path})
+        return
     click.echo(f"{len(m.words)} words x {m.dim} dimensions ({m.settings['tokens']} tokens): "
                f"{vec_path} {ekv_path}")

@@ -7,6 +7,8 @@ fast and never load numba):
 - ``train(...)``: train word vectors (CBOW / skip-gram, negative sampling, char or BPE subwords).
 - ``load(path)``: open vectors of any supported format for queries and evaluation.
 - ``Encoder``: a small transformer encoder, trained and queried with NumPy.
+- ``Classifier``: fastText-style supervised text classification (train / test / predict).
+- ``probe(features, train, test)``: linear-probe accuracy of frozen vectors or encoder features.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ _LAZY = {
     "load": ("embedkit.vectors.model", "load"),
     "Vectors": ("embedkit.vectors.model", "Vectors"),
     "Encoder": ("embedkit.encoder.model", "Encoder"),
+    "Classifier": ("embedkit.classify.model", "Classifier"),
+    "probe": ("embedkit.classify.probe", "probe"),
 }
 
 __all__ = list(_LAZY)

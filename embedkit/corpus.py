@@ -87,8 +87,9 @@ def _cut_point(buf: bytes, limit: int) -> int:
 
 
 def iter_blocks(path: str | os.PathLike, block_bytes: int = BLOCK_BYTES,
-                max_line: int = MAX_LINE_BYTES) -> Iterator[Block]:
-    """Yield the file as blocks of whole lines (a UTF-8 BOM at the start is dropped)."""
+                max_line: int = MAX_LINE_BYTES, keep_bom: bool = False) -> Iterator[Block]:
+    """Yield the file as blocks of whole lines (a UTF-8 BOM at the start is dropped unless
+    ``keep_bom``)."""
     name = os.fspath(path)
     lineno = 1
     carry = b""
@@ -98,7 +99,7 @@ def iter_blocks(path: str | os.PathLike, block_bytes: int = BLOCK_BYTES,
             while True:
                 data = f.read(block_bytes)
                 if first:
-                    if data.startswith(_BOM):
+                    if data.startswith(_BOM) and not keep_bom:
                         data = data[3:]
                     first = False
                 if not data:
@@ -147,15 +148,24 @@ def check_no_nul(block: Block) -> None:
 
 
 def iter_lines(paths: Iterable[str | os.PathLike], errors: str = "strict", allow_nul: bool = False,
-               block_bytes: int = BLOCK_BYTES, max_line: int = MAX_LINE_BYTES) -> Iterator[Line]:
-    """Yield every line of every file without its line ending (``\\n`` or ``\\r\\n``)."""
+               block_bytes: int = BLOCK_BYTES, max_line: int = MAX_LINE_BYTES,
+               keep_ends: bool = False) -> Iterator[Line]:
+    """Yield every line of every file without its line ending (``\\n`` or ``\\r\\n``).
+
+    ``keep_ends``: every byte is kept, for exact round trips — the text ends with its ``\\n``
+    (none on a last line without one), a ``\\r`` is content and a BOM is not dropped.
+    """
     for path in paths:
-        for block in iter_blocks(path, block_bytes, max_line):
+        for block in iter_blocks(path, block_bytes, max_line, keep_bom=keep_ends):
             if not allow_nul:
                 check_no_nul(block)
             text = decode(block, errors)
             if not block.complete:
                 yield Line(block.path, block.lineno, text, False)
+                continue
+            if keep_ends:
+                for i, line in enumerate(_split_keep_nl(text)):
+                    yield Line(block.path, block.lineno + i, line, True)
                 continue
             lines = text.split("\n")
             if lines and lines[-1] == "":
@@ -164,3 +174,14 @@ def iter_lines(paths: Iterable[str | os.PathLike], errors: str = "strict", allow
                 if line.endswith("\r"):
                     line = line[:-1]
                 yield Line(block.path, block.lineno + i, line, True)
+
+
+def _split_keep_nl(text: str) -> list[str]:
+    """Lines cut after each ``\\n`` (not ``str.splitlines``: it also cuts at ``\\r``, form feeds
+    and Unicode line separators, which are content here)."""
+    lines = text.split("\n")
+    last = lines.pop()
+    out = [line + "\n" for line in lines]
+    if last:
+        out.append(last)
+    return out

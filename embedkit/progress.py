@@ -1,6 +1,7 @@
 """One place that decides how long work reports progress: a tqdm bar on stderr, or nothing."""
 from __future__ import annotations
 
+import math
 import sys
 
 
@@ -34,3 +35,11 @@ def bar(total: float | None = None, desc: str = "", unit: str = "it", quiet: boo
 
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, unit_scale=True,
                 dynamic_ncols=True, leave=False, **kw)
+
+
+def figure(value: float | None, spec: str = ".4f") -> str:
+    """A number for a bar's postfix; ``-`` until there is one (a running mean before its first
+    sample is NaN, and ``loss=nan`` would read as divergence)."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    return format(value, spec)

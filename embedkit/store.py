@@ -16,6 +16,7 @@ Layout::
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from typing import Any
@@ -63,8 +64,7 @@ def write_store(path: str | os.PathLike, kind: str, meta: dict[str, Any],
         for name, a in prepared.items():
             table[name] = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": offset}
             offset = _align(offset + a.nbytes)
-        header = json.dumps({"kind": kind, "meta": meta, "arrays": table},
-                            ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        header = _dump_header({"kind": kind, "meta": meta, "arrays": table})
         if len(header) == head_len:
             break
         head_len = len(header)
@@ -79,9 +79,24 @@ def write_store(path: str | os.PathLike, kind: str, meta: dict[str, Any],
                        [t["offset"] + prepared[n].nbytes for n, t in table.items()]))
 
 
+def _dump_header(header: dict) -> bytes:
+    """Compact UTF-8 JSON; words kept byte-exact from invalid UTF-8 (lone surrogates, see
+    ``vectors.formats.checks.WordPolicy``) cannot be UTF-8, so such a header is ASCII JSON,
+    whose ``\\udcxx`` escapes read back to the same words."""
+    try:
+        return json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(header, separators=(",", ":")).encode("ascii")
+
+
 def read_store(path: str | os.PathLike, kind: str | None = None, mmap: bool = True
                ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Return ``(meta, arrays)``; arrays are read-only memory maps unless ``mmap`` is False."""
+    """Return ``(meta, arrays)``; arrays are read-only memory maps unless ``mmap`` is False.
+
+    Every field of the header is checked before an array is mapped: a file whose header lies
+    (a negative or overlapping offset, a shape past the end, an unknown dtype) is one
+    ``InputError`` naming the file and the field, never a NumPy exception.
+    """
     name = os.fspath(path)
     with open_file(name) as f:
         try:
@@ -96,27 +111,28 @@ def read_store(path: str | os.PathLike, kind: str | None = None, mmap: bool = Tr
             if _PREFIX.size + head_len > size:
                 raise InputError(name, "truncated embedkit file (header runs past the end)")
             header = json.loads(f.read(head_len).decode("utf-8"))
-            if not isinstance(header, dict):
-                raise json.JSONDecodeError("not an object", "", 0)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise InputError(name, "corrupt embedkit file header") from None
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise InputError(name, "corrupt embedkit file header (not UTF-8 JSON)") from None
         except OSError as e:
             raise InputError(name, f"cannot read: {e.strerror}") from None
+    if not isinstance(header, dict):
+        raise InputError(name, "corrupt embedkit file header: not a JSON object")
     if kind is not None and header.get("kind") != kind:
         raise InputError(name, f"holds a {header.get('kind')!r}, expected a {kind!r}")
+    meta = header.get("meta", {})
+    if not isinstance(meta, dict):
+        raise InputError(name, "corrupt embedkit file: field 'meta' is not an object")
+    specs = header.get("arrays", {})
+    if not isinstance(specs, dict):
+        raise InputError(name, "corrupt embedkit file: field 'arrays' is not an object")
+    table = {key: _array_spec(name, key, spec, _PREFIX.size + head_len, size)
+             for key, spec in specs.items()}
+    spans = sorted((off, off + nbytes, key) for key, (_, _, off, nbytes) in table.items() if nbytes)
+    for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
+        if start < end:
+            raise InputError(name, f"corrupt embedkit file: arrays {a!r} and {b!r} overlap")
     arrays = {}
-    for key, spec in header.get("arrays", {}).items():
-        try:
-            dtype = np.dtype(spec["dtype"])
-            shape = tuple(int(s) for s in spec["shape"])
-            offset = int(spec["offset"])
-        except (KeyError, TypeError, ValueError):
-            raise InputError(name, f"corrupt entry for array {key!r}") from None
-        if spec["dtype"] not in _DTYPES or any(s < 0 for s in shape):
-            raise InputError(name, f"corrupt entry for array {key!r}")
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        if offset + nbytes > size:
-            raise InputError(name, f"truncated: array {key!r} runs past the end of the file")
+    for key, (dtype, shape, offset, nbytes) in table.items():
         if nbytes == 0:
             arrays[key] = np.zeros(shape, dtype)
         elif mmap:
@@ -124,4 +140,26 @@ def read_store(path: str | os.PathLike, kind: str | None = None, mmap: bool = Tr
         else:
             arrays[key] = np.fromfile(name, dtype=dtype, count=nbytes // dtype.itemsize,
                                       offset=offset).reshape(shape)
-    return header.get("meta", {}), arrays
+    return meta, arrays
+
+
+def _array_spec(name: str, key: str, spec, data_start: int, size: int):
+    """``(dtype, shape, offset, nbytes)`` of one entry of the array table, or a one-line error."""
+    def bad(field: str, problem: str) -> InputError:
+        return InputError(name, f"corrupt embedkit file: array {key!r}: {field} {problem}")
+
+    if not isinstance(spec, dict):
+        raise bad("entry", "is not an object")
+    dtype, shape, offset = spec.get("dtype"), spec.get("shape"), spec.get("offset")
+    if not isinstance(dtype, str) or dtype not in _DTYPES:
+        raise bad("dtype", f"{dtype!r} is not one of {', '.join(sorted(_DTYPES))}")
+    if not isinstance(shape, list) or len(shape) > 8 or \
+            not all(type(n) is int and n >= 0 for n in shape):
+        raise bad("shape", f"{shape!r} is not a list of sizes >= 0")
+    if type(offset) is not int or offset < data_start:
+        raise bad("offset", f"{offset!r} is not a position past the header")
+    dt = np.dtype(dtype)
+    nbytes = math.prod(shape) * dt.itemsize  # Python ints: a lying shape cannot overflow
+    if offset + nbytes > size:
+        raise InputError(name, f"truncated: array {key!r} runs past the end of the file")
+    return dt, tuple(shape), offset, nbytes

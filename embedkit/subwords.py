@@ -78,7 +78,7 @@ def scheme_from_meta(meta: dict | None):
     if kind == "char":
         return CharNgrams(meta["minn"], meta["maxn"], meta["buckets"])
     if kind == "bpe":
-        from .wordvec.bpe_subwords import BpePieces
+        from .wordvec.bpe_subwords import scheme_from_meta as bpe_scheme
 
-        return BpePieces.from_meta(meta)
+        return bpe_scheme(meta)
     raise ValueError(f"unknown subword scheme {kind!r}")

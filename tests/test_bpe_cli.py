@@ -35,22 +35,34 @@ def tokdir(corpus):
     return out
 
 
-def test_encode_decode_round_trip_exact_bytes(tokdir, tmp_path):
-    raw = "\n".join(LINES).encode() + b"\nbad \xff\xfe utf-8 \xc3\nwindows line\r\nlast line no newline"
+@pytest.mark.parametrize("tail", [b"last line no newline", b"last line\n", b"\r\n\r\n", b""])
+def test_encode_decode_round_trip_exact_bytes(tokdir, tmp_path, tail):
+    """CRLF, a lone CR, a BOM, invalid UTF-8 and a missing final newline all come back exactly."""
+    raw = (b"\xef\xbb\xbf" + "\n".join(LINES).encode() + b"\nbad \xff\xfe utf-8 \xc3\n"
+           b"windows line\r\nold mac\rline\r\n\n" + tail)
     src = tmp_path / "in.txt"
     src.write_bytes(raw)
     ids = run("bpe", "encode", "-t", tokdir, "--ids", src)
     assert ids.returncode == 0, ids.stderr
-    assert len(ids.stdout.splitlines()) == len(raw.split(b"\n"))
+    assert len(ids.stdout.split(b"\n")) == len(raw.split(b"\n"))  # one ids line per line
+    assert ids.stdout.endswith(b"\n") == raw.endswith(b"\n")
     back = run("bpe", "decode", "-t", tokdir, input=ids.stdout)
     assert back.returncode == 0, back.stderr
-    assert back.stdout == raw.replace(b"\r\n", b"\n") + b"\n"
+    assert back.stdout == raw
+
+
+def test_windows_line_endings_are_content_in_pieces(tokdir, tmp_path):
+    src = tmp_path / "win.txt"
+    src.write_bytes(b"Hello world\r\nSecond line\r\n")
+    r = run("bpe", "encode", "-t", tokdir, src)
+    lines = r.stdout.decode().split("\n")
+    assert lines[-1] == "" and len(lines) == 3 and all(x.endswith(" \u010d") for x in lines[:2])
 
 
 def test_encode_pieces_and_stdin(tokdir):
     r = run("bpe", "encode", "-t", tokdir, input="the cat\n\nhat".encode())
     assert r.returncode == 0
-    assert r.stdout.decode().split("\n") == ["the Ġcat", "", "hat", ""]
+    assert r.stdout.decode().split("\n") == ["the Ġcat", "", "hat"]  # no final newline: none added
 
 
 def test_cli_ids_equal_hf(tokdir, corpus):
@@ -135,7 +147,8 @@ def test_corrupt_tokdir(tokdir, tmp_path):
 
 def test_bpe_help_does_not_import_numba():
     code = ("import sys\nfrom embedkit.cli import main\nsys.argv=['embedkit','bpe','learn','--help']\n"
-            "try:\n    main()\nexcept SystemExit as e:\n    assert e.code == 0\n"
-            "print('numba' in sys.modules, 'numpy' in sys.modules, file=sys.stderr)")
+            "try:\n    main()\n    c = None\nexcept SystemExit as e:\n    c = e.code\n"
+            "print(c, 'numba' in sys.modules, 'numpy' in sys.modules, file=sys.stderr)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.stderr.strip() == "False False" and "--vocab-size" in r.stdout
+    assert r.stderr.strip() == "0 False False", r.stderr
+    assert r.stdout.startswith("Usage: embedkit bpe learn ") and "--vocab-size" in r.stdout

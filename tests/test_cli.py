@@ -10,10 +10,11 @@ def run(*args, **kw):
 
 def test_help_lists_every_command_without_importing_numba_or_numpy():
     code = ("import sys\nfrom embedkit.cli import main\nsys.argv=['embedkit','--help']\n"
-            "try:\n    main()\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
-            "print('numba' in sys.modules, 'numpy' in sys.modules, file=sys.stderr)")
+            "try:\n    main()\n    c = None\nexcept SystemExit as e:\n    c = e.code\n"
+            "print(c, 'numba' in sys.modules, 'numpy' in sys.modules, file=sys.stderr)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.stderr.strip() == "False False", r.stderr
+    assert r.stderr.strip() == "0 False False", r.stderr
+    assert r.stdout.startswith("Usage: embedkit ")
     for name in COMMANDS:
         assert f"  {name} " in r.stdout
 
@@ -24,8 +25,20 @@ def test_unknown_command_is_a_usage_error():
 
 
 def test_every_registered_command_imports_and_has_help():
+    """Each command (and each subcommand of a group) answers --help: exit 0, its usage line and
+    its options."""
     import importlib
 
+    import click
+    from click.testing import CliRunner
+
+    runner = CliRunner()
     for name, (module, attr, _) in COMMANDS.items():
         cmd = getattr(importlib.import_module(module), attr)
         assert cmd.name == name, (name, cmd.name)
+        paths = [[]] + ([[sub] for sub in cmd.commands] if isinstance(cmd, click.Group) else [])
+        for path in paths:
+            r = runner.invoke(cmd, [*path, "--help"], prog_name=f"embedkit {name}")
+            assert r.exit_code == 0, (name, path, r.output)
+            assert r.output.startswith(" ".join(["Usage: embedkit", name, *path])), r.output
+            assert "--help" in r.output and "Show this message and exit." in r.output

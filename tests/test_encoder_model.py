@@ -125,11 +125,22 @@ def test_embed_cli_jsonl_npy_and_pool(encoders, capsys, tmp_path):
 
 
 def test_fill_and_generate(encoders, capsys):
-    d, _, mlm, clm = encoders
+    d, tok, mlm, clm = encoders
     cands = mlm.fill("the teacher put money in the [MASK] .", k=4)
     assert len(cands) == 1 and len(cands[0]) == 4
     probs = [p for _, p in cands[0]]
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1
+    # the k most likely: a softmax of the model's own logits, sorted descending
+    ids = tok.encode("the teacher put money in the") + [mlm.vocab.mask] + tok.encode(" .")
+    h, _ = N.forward(mlm.params, mlm.config, np.array([ids]), np.ones((1, len(ids)), bool))
+    row = len(ids) - 2
+    logits = (h[0, row] @ mlm.params["wte"].T + mlm.params["out_b"]).astype(np.float64)
+    logits[~mlm.vocab.is_regular] = -np.inf
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    top = np.argsort(-p)[:4]
+    assert [c for c, _ in cands[0]] == [tok.decode([int(i)]) for i in top]
+    np.testing.assert_allclose(probs, p[top], rtol=1e-5)
     code, out, _ = run(["encoder", "fill", d / "mlm", "the [MASK] sat on the [MASK] .", "--json"], capsys)
     assert code == 0 and len(json.loads(out)["masks"]) == 2
     # a clm encoder that has learnt six sentences completes one of them

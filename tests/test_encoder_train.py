@@ -166,7 +166,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(setup, tmp_path, monkeypa
     (["--steps", 2, "--epochs", 1], "not both"),
     (["--batch-size", 0], "--batch-size must be at least 1"),
     (["--epochs", 0], "--epochs must be > 0"),
-    (["--threads", 0], "--threads must be at least 1"),
+    (["--threads", 0], "'--threads': 0 is not in the range 1<=x<=1024"),
     (["--max-len", 0], "--max-len must be at least 1"),
 ])
 def test_bad_options(setup, capsys, tmp_path, args, message):

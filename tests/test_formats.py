@@ -132,7 +132,7 @@ def test_bad_text_files_give_one_line_errors(tmp_path, text, problem, line, pars
     p = tmp_path / "bad.vec"
     p.write_bytes(text.encode("latin-1") if "\xff" in text else text.encode())
     with pytest.raises(InputError) as e:
-        load(p)
+        load(p, unicode_errors="strict", strict=True)
     msg = str(e.value)
     assert "\n" not in msg and msg.startswith(str(p))
     if problem is None:

@@ -79,18 +79,8 @@ def test_old_format_equals_gensim(shared_data):
         assert np.abs(vecs[w] - kv[w]).max() < 1e-5, w
 
 
-def test_supervised_and_truncated_models_are_refused(tmp_path, ft_model):
-    fasttext = pytest.importorskip("fasttext")
-    (tmp_path / "sup.txt").write_text("__label__a good film\n__label__b bad film\n" * 20)
-    sup = fasttext.train_supervised(str(tmp_path / "sup.txt"), dim=8, epoch=1, bucket=300, wordNgrams=2,
-                                    thread=1, verbose=0)
-    sup.save_model(str(tmp_path / "sup.bin"))
-    with pytest.raises(InputError, match="supervised"):
-        load(tmp_path / "sup.bin")
-    sup.quantize(input=str(tmp_path / "sup.txt"), qnorm=True, cutoff=0, retrain=False)
-    sup.save_model(str(tmp_path / "sup.ftz"))
-    with pytest.raises(InputError, match="supervised|quantized"):
-        load(tmp_path / "sup.ftz")
+def test_truncated_models_are_refused(tmp_path, ft_model):
+    # (supervised and quantized models are read: tests/test_fasttext_supervised.py)
     data = ft_model[1].read_bytes()
     for cut in (100, len(data) // 2, len(data) - 3):
         (tmp_path / "cut.bin").write_bytes(data[:cut])

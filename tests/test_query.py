@@ -74,8 +74,11 @@ def test_analogy_vectors_eval_convert(model, tmp_path, capsys, monkeypatch):
     sim, ana = [json.loads(line) for line in out.splitlines()]
     assert sim["used"] == 3 and sim["pairs"] == 4 and abs(sim["spearman"] - 0.5) < 1e-9
     assert ana["semantic"]["accuracy"] == 1.0 and ana["syntactic"]["accuracy"] == 0.0
+    assert [(s["section"], s["correct"], s["incorrect"]) for s in ana["sections"]] == \
+        [("family", 1, 0), ("gram1", 0, 1)]
     code, out, _ = run(["eval", model, "--analogies", tmp_path / "a.txt"], capsys)
     assert "2/2 questions used" in out and "family\t1/1\t100.00%" in out
+    assert "gram1\t0/1\t0.00%" in out
     for name, fmt in (("o.vec", "vec"), ("o.bin", "w2v-bin"), ("o.ekv", "native")):
         assert run(["convert", model, tmp_path / name], capsys)[0] == 0
         assert load(tmp_path / name).words == load(model).words
@@ -112,18 +115,25 @@ def test_bad_input_is_one_line_and_exit_2(model, tmp_path, capsys, argv, problem
     assert code == 2 and problem in err and err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_query_help_imports_no_numpy():
+def _main_and_modules(argv) -> tuple[str, str]:
+    """Run main(argv) in a fresh process: (stdout, 'CODE NUMPY NUMBA') from stderr's last line."""
     code = ("import sys; from embedkit.cli import main\n"
-            "try: main(['nn', '--help'])\nexcept SystemExit: pass\n"
-            "assert 'numpy' not in sys.modules and 'numba' not in sys.modules")
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+            f"try: main({argv!r}); c = None\nexcept SystemExit as e: c = e.code\n"
+            "print(c, 'numpy' in sys.modules, 'numba' in sys.modules, file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return r.stdout, r.stderr.strip().splitlines()[-1]
+
+
+def test_query_help_imports_no_numpy():
+    for cmd in ("nn", "analogy", "vectors", "eval", "convert"):
+        out, status = _main_and_modules([cmd, "--help"])
+        assert status == "0 False False", (cmd, status)
+        assert out.startswith(f"Usage: embedkit {cmd} ") and "--help" in out
 
 
 def test_nn_on_native_does_not_import_numba(model):
-    code = ("import sys; from embedkit.cli import main\n"
-            f"try: main(['nn', {str(model)!r}, 'king'])\nexcept SystemExit: pass\n"
-            "assert 'numba' not in sys.modules, 'numba imported'")
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    out, status = _main_and_modules(["nn", str(model), "king", "-k", "1"])
+    assert status == "0 True False" and out == "queen\t0.500000\n", (out, status)
 
 
 def test_stdin_with_invalid_utf8_names_the_line(model, capsys, monkeypatch):

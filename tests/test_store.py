@@ -61,18 +61,21 @@ def test_atomic_write_leaves_nothing_on_error(tmp_path):
             pass
 
 
-def test_atomic_dir_replaces_whole_folder(tmp_path):
+def test_atomic_dir_appears_whole_and_keeps_other_files(tmp_path):
     d = tmp_path / "tok"
     with pytest.raises(KeyboardInterrupt):
-        with atomic_dir(d) as t:
-            (t / "vocab.json").write_text("{}")
+        with atomic_dir(d, "m") as t:
+            (t / "m").write_text("{}")
             raise KeyboardInterrupt
     assert not d.exists() and list(tmp_path.iterdir()) == []
-    with atomic_dir(d) as t:
+    with atomic_dir(d, "m") as t:
+        (t / "m").write_text("1")
         (t / "a").write_text("1")
-    with atomic_dir(d) as t:
-        (t / "b").write_text("2")
-    assert sorted(x.name for x in d.iterdir()) == ["b"] and len(list(tmp_path.iterdir())) == 1
+    (d / "mine.txt").write_text("user's")
+    with atomic_dir(d, "m") as t:
+        (t / "m").write_text("2")
+    assert {x.name: x.read_text() for x in d.iterdir()} == {"m": "2", "a": "1", "mine.txt": "user's"}
+    assert len(list(tmp_path.iterdir())) == 1
 
 
 def test_header_that_is_not_a_json_object_is_corrupt(tmp_path):

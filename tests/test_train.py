@@ -89,9 +89,22 @@ def test_each_epoch_visits_the_chunks_in_its_own_seeded_order(monkeypatch):
     assert [e for _, e, _ in seen] == [0, 1, 2] and seen[0][2] > 20
 
 
-def test_two_threads_train_and_stay_finite():
-    m = fit(topic_corpus(600), small(threads=2, model="skipgram"))
+def test_two_threads_train_and_learn():
+    """Two hogwild workers really train: rows move from their initial values, output rows from
+    zero, and words of one topic end nearer each other than words of two topics."""
+    from embedkit.wordvec import kernels as K
+
+    m = fit(topic_corpus(600), small(threads=2, model="skipgram", epochs=5))
     assert np.isfinite(m.vectors).all() and m.vectors.shape == (len(m.words), 16)
+    init = np.empty((len(m.words), 16), np.float32)
+    K.fill_uniform(init, 1, 0, 1.0 / 16)
+    assert np.abs(m.input - init).mean() > 10 * np.abs(init).mean()
+    assert (np.abs(m.output).sum(axis=1) > 0).all()
+    v = as_vectors(m)
+    within = np.mean([cos(v, a, b) for a in ANIMALS for b in ANIMALS if a < b] +
+                     [cos(v, a, b) for a in VEHICLES for b in VEHICLES if a < b])
+    across = np.mean([cos(v, a, b) for a in ANIMALS for b in VEHICLES])
+    assert within > across + 0.3, (within, across)
 
 
 def test_vocabulary_order_min_count_and_max_vocab(tmp_path):

@@ -121,7 +121,10 @@ def test_evaluation_matches_gensim(shared_data, tmp_path):
         score, sections = kv.evaluate_word_analogies(str(ana_file), restrict_vocab=restrict)
         r = v.evaluate_analogies(ana_file, restrict=restrict)
         assert abs(r["accuracy"] - score) < 1e-3 and r["accuracy"] > 0
-        for mine, theirs in zip(r["sections"], sections):
+        # every section, in order, with gensim's counts (gensim appends its "Total accuracy")
+        assert [s["section"] for s in r["sections"]] + ["Total accuracy"] == \
+            [s["section"] for s in sections]
+        for mine, theirs in zip(r["sections"], sections[:-1], strict=True):
             assert mine["section"] == theirs["section"]
             assert (mine["correct"], mine["incorrect"]) == (len(theirs["correct"]), len(theirs["incorrect"]))
 
@@ -140,6 +143,8 @@ def test_eval_on_tiny_files(tmp_path):
     r = v.evaluate_analogies(tmp_path / "ana.txt")
     assert r["questions"] == 3 and r["used"] == 2
     assert r["semantic"]["correct"] == 1 and r["syntactic"]["correct"] == 1
+    assert [(s["section"], s["correct"], s["incorrect"]) for s in r["sections"]] == \
+        [("royal", 1, 0), ("gram-x", 1, 0)]
 
 
 def test_native_round_trip_keeps_everything(tmp_path):

@@ -61,15 +61,23 @@ def _jobs(corpus, paths: bool) -> Iterator[Block | list[str]]:
 
 def _count(_, task):
     """Worker: one job → (Counter of words, bytes read)."""
-    job, byte_level, lowercase = task
-    if isinstance(job, Block):  # word mode (byte-level files take the compiled scanner)
+    job, byte_level, lowercase, pattern = task
+    if isinstance(job, Block):  # word mode, or a pattern the compiled scanner does not implement
         check_no_nul(job)
-        text = decode(job)
-        return Counter((text.lower() if lowercase else text).split()), len(job.data)
+        text = decode(job, "surrogateescape" if pattern else "strict")
+        text = text.lower() if lowercase else text
+        if pattern:  # line by line, line ending included (as HF trains, and the scanner)
+            lines = text.split("\n")
+            lines = [t + "\n" for t in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
+            return Counter(itertools.chain.from_iterable(
+                split_words(t, pattern) for t in lines)), len(job.data)
+        return Counter(text.split()), len(job.data)
     texts = [t.lower() for t in job] if lowercase else job
     size = sum(map(len, job))
     if not byte_level:
         return Counter(itertools.chain.from_iterable(t.split() for t in texts)), size
+    if pattern:
+        return Counter(itertools.chain.from_iterable(split_words(t, pattern) for t in texts)), size
     joined = LINE_SEP.join(texts)
     if joined.count(LINE_SEP) == len(texts) - 1:  # one regex call; each text split on its own
         words = Counter(split_words(joined, GPT2_JOINED_PATTERN))
@@ -79,18 +87,19 @@ def _count(_, task):
 
 
 def count(corpus, *, byte_level: bool = True, lowercase: bool = False, threads: int = 1,
-          quiet: bool = True, meanwhile=None):
+          quiet: bool = True, meanwhile=None, pattern: str | None = None):
     """Word counts for learning from files (or ``-``) or an iterable of str lines: for byte-level
     files the compiled ``scanner.WordCounter`` (no Python string per word), else a ``Counter``.
 
     ``meanwhile``: a function run in a thread of this (otherwise idle) process while workers
-    count, e.g. loading the merge kernel, so that start-up cost is hidden.
+    count, e.g. loading the merge kernel, so that start-up cost is hidden. ``pattern``: a
+    byte-level pre-tokenizer other than GPT-2's, run with ``regex`` in forked processes.
     """
     paths = is_paths(corpus)
-    if paths and byte_level:
+    if paths and byte_level and pattern is None:
         return count_table(corpus, lowercase=lowercase, threads=threads, quiet=quiet,
                            meanwhile=meanwhile)
-    return _count_forked(corpus, paths, byte_level, lowercase, threads, quiet, meanwhile)
+    return _count_forked(corpus, paths, byte_level, lowercase, threads, quiet, meanwhile, pattern)
 
 
 def count_words(corpus, **kw) -> Counter:
@@ -100,13 +109,13 @@ def count_words(corpus, **kw) -> Counter:
 
 
 def _count_forked(corpus, paths: bool, byte_level: bool, lowercase: bool, threads: int,
-                  quiet: bool, meanwhile) -> Counter:
+                  quiet: bool, meanwhile, pattern: str | None = None) -> Counter:
     """Word mode or lines: ``threads`` forked processes count blocks, this one adds them up."""
     from ..progress import bar
 
     total = _total_bytes(corpus) if paths else None
     counts: Counter = Counter()
-    tasks = ((job, byte_level, lowercase) for job in _jobs(corpus, paths))
+    tasks = ((job, byte_level, lowercase, pattern) for job in _jobs(corpus, paths))
     helper = None
     with bar(total, "counting words", "B", quiet) as progress:
         for words, size in fork_map(_count, tasks, threads, ordered=False):

@@ -20,7 +20,7 @@ from ..errors import InputError, UsageError
 from . import files
 from .parallel import fork_map
 from .pretokenize import (GPT2_JOINED_PATTERN, GPT2_PATTERN, LINE_SEP, bytes_to_unicode, compiled,
-                          from_symbols, split_words)
+                          from_symbols, resolve_pattern, split_words, to_symbols)
 from .trainer import EOW, UNK, word_bytes
 
 _CACHE_LIMIT = 1 << 20
@@ -40,11 +40,17 @@ class BPETokenizer:
             raise UsageError(f"special token {missing[0]!r} is not in the vocabulary")
         self._special_ids = {t: self._ids[t] for t in specials}
         self._split_specials = None
-        if specials and self.byte_level:
-            import regex
+        if not self._settings.get("match_special", True):
+            self._special_ids = {}  # tiktoken: text spelling a special token is ordinary text
+        elif specials and self._settings["mode"] != "word":
+            self._split_specials = _special_regex(specials, self._settings.get("token_flags") or {})
+        self._mode = self._settings["mode"]
+        self._whole = None  # ignore_merges: symbol string → id of the tokens a word may be whole
+        self._sp = None
+        if self._mode == "sentencepiece":
+            from .formats.sentencepiece import Runtime
 
-            alts = "|".join(regex.escape(t) for t in sorted(specials, key=len, reverse=True))
-            self._split_specials = regex.compile(f"({alts})")
+            self._sp = Runtime(self._settings, self._ids)
         self._table = None
         self._cache: dict[str, tuple[int, ...]] = {}
         self._raw: dict[str, tuple[int, ...]] = {}  # word mode: ids before unknown → <unk>
@@ -53,14 +59,16 @@ class BPETokenizer:
         self._str_cache: tuple[dict, dict] = ({}, {})  # word → rendered pieces / ids
         self._byte_lut = None  # byte → token id
         self._id_bytes = None  # token id → bytes
+        self._print_unknown = False  # pieces of unseen characters as themselves (subword-nmt)
 
     # ---- construction -------------------------------------------------------------------------
 
     @classmethod
     def train(cls, corpus, vocab_size: int, *, min_frequency: int = 2, byte_level: bool = True,
               lowercase: bool = False, special_tokens=(), threads: int = 1,
-              quiet: bool = True) -> "BPETokenizer":
-        """Learn from files (paths, ``'-'`` for stdin, .gz) or an iterable of str lines."""
+              quiet: bool = True, pattern: str | None = None) -> "BPETokenizer":
+        """Learn from files (paths, ``'-'`` for stdin, .gz) or an iterable of str lines.
+        ``pattern``: the byte-level pre-tokenizer regex (default GPT-2's; see ``PATTERNS``)."""
         from .count import count, is_paths
         from .trainer import learn
 
@@ -74,65 +82,59 @@ class BPETokenizer:
         if byte_level and vocab_size < len(specials) + 256:
             raise UsageError(f"vocab size {vocab_size} is smaller than the base alphabet "
                              f"({len(specials)} special tokens + 256 byte symbols)")
+        if pattern is not None and not byte_level:
+            raise UsageError("--pattern needs byte-level BPE (word mode splits on whitespace)")
+        if pattern is not None:
+            pattern = resolve_pattern(pattern)
+        if pattern == GPT2_PATTERN:
+            pattern = None
         counts = count(corpus, byte_level=byte_level, lowercase=lowercase, threads=threads,
-                       quiet=quiet, meanwhile=_warm_up)
+                       quiet=quiet, meanwhile=_warm_up, pattern=pattern)
         if not counts:
             paths = is_paths(corpus) and isinstance(corpus, (list, tuple))
             name = ", ".join(map(str, corpus)) if paths else "corpus"
             raise InputError(name, "empty corpus: no words to learn from")
         tokens, merges = learn(counts, int(vocab_size), min_frequency=min_frequency,
                                byte_level=byte_level, special_tokens=specials, release=True)
-        return cls(tokens, merges, files.settings_for(byte_level, lowercase, specials))
+        settings = files.settings_for(byte_level, lowercase, specials)
+        if pattern is not None:
+            settings["pattern"] = pattern
+        return cls(tokens, merges, settings)
 
     @classmethod
     def from_files(cls, d: dict[str, str], where: str | os.PathLike = "") -> "BPETokenizer":
         """Build from file texts {name: text}: vocab.json + merges.txt (+ embedkit.json)."""
-        def at(name):
-            return str(Path(where) / name) if where else name
+        from .formats.tokdir import from_texts
 
-        for name in (files.VOCAB, files.MERGES):
-            if name not in d:
-                raise InputError(where or "tokenizer", f"missing {name}")
-        settings = files.parse_settings(d.get(files.SETTINGS), at(files.SETTINGS))
-        tokens = files.parse_vocab(d[files.VOCAB], at(files.VOCAB))
-        ids = {t: i for i, t in enumerate(tokens)}
-        merges = files.parse_merges(d[files.MERGES], ids, at(files.MERGES))
-        if settings["mode"] == "word" and (UNK not in ids or UNK + EOW not in ids):
-            raise InputError(at(files.VOCAB), f"word-mode vocabulary lacks {UNK} or {UNK + EOW}")
-        missing = [t for t in settings["special_tokens"] if t not in ids]
-        if missing:
-            raise InputError(at(files.SETTINGS), f"special token {missing[0]!r} is not in {files.VOCAB}")
-        return cls(tokens, merges, settings)
+        return cls(*from_texts(d, where))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "BPETokenizer":
-        """A TOKDIR (embedkit's or HF's vocab.json + merges.txt), or a subword-nmt codes file."""
+    def load(cls, path: str | os.PathLike, *, pattern: str | None = None,
+             allow_special: bool = False) -> "BPETokenizer":
+        """Any tokenizer file, recognised by content: a TOKDIR (embedkit's or HF's vocab.json +
+        merges.txt), HF tokenizer.json, .tiktoken or tekken JSON, sentencepiece BPE .model, or
+        subword-nmt codes. ``pattern`` replaces the pre-tokenizer regex; ``allow_special``
+        lets text spell tiktoken's special tokens (else they are ordinary text)."""
+        from .formats.detect import read, sniff
+
         p = Path(path)
-        if p.is_file():
+        if pattern is not None:
+            pattern = resolve_pattern(pattern)
+        if p.is_file() and sniff(p) == "codes":
             return cls.from_codes(files.read_text(p), str(p))
-        return cls.from_files(files.read_dir(p), p)
+        tokens, merges, settings = read(p, pattern)
+        if allow_special:
+            settings = dict(settings, match_special=True)
+        return cls(tokens, merges, settings)
 
     @classmethod
     def from_codes(cls, text: str, where: str = "codes") -> "BPETokenizer":
         """A word-mode tokenizer from subword-nmt v0.2 codes (characters they never use are unknown)."""
-        base, pairs = files.parse_codes(text, where)
-        chars = sorted({b[:-len(EOW)] if b.endswith(EOW) else b for b in base})
-        tokens = [UNK, UNK + EOW] + chars + [c + EOW for c in chars]
-        ids = {t: i for i, t in enumerate(tokens)}
-        for a, b in pairs:
-            if a + b not in ids:
-                ids[a + b] = len(tokens)
-                tokens.append(a + b)
-        merges = []
-        for n, (a, b) in enumerate(pairs, 2):
-            for s in (a, b):
-                if s not in ids:
-                    raise InputError(where, f"unknown symbol {s!r}: neither a character nor the "
-                                            f"result of a merge", n)
-            merges.append((ids[a], ids[b]))
-        from .trainer import dedupe_merges
+        from .formats.subword_nmt import read
 
-        return cls(tokens, dedupe_merges(merges), files.settings_for(False))
+        tok = cls(*read(text, where))
+        tok._print_unknown = True  # as subword-nmt's apply-bpe, which has no <unk>
+        return tok
 
     # ---- files --------------------------------------------------------------------------------
 
@@ -141,11 +143,12 @@ class BPETokenizer:
         return files.dump(self._tokens, self._merges, self._settings)
 
     def save(self, dirpath: str | os.PathLike) -> None:
-        """Write the three files into ``dirpath``, atomically (all or nothing)."""
+        """Write the three files into ``dirpath``, all or nothing. An existing folder must be
+        empty or a TOKDIR (holds embedkit.json); only these three files are replaced in it."""
         from ..io import atomic_dir
 
         texts = self.to_files()
-        with atomic_dir(dirpath) as tmp:
+        with atomic_dir(dirpath, files.SETTINGS) as tmp:
             for name, text in texts.items():
                 (tmp / name).write_text(text, encoding="utf-8", errors="surrogatepass")
 
@@ -154,6 +157,32 @@ class BPETokenizer:
         if self.byte_level:
             raise UsageError("--format subword-nmt needs a word-mode vocabulary (--no-byte-level)")
         return files.dump_codes(self._tokens, self._merges)
+
+    def export(self, path: str | os.PathLike, to: str) -> None:
+        """Write as another tool's file, atomically: ``tokenizer.json`` (HF tokenizers),
+        ``tiktoken`` (a .tiktoken rank file: rank = id; the special tokens and the pattern are
+        not part of that format) or ``hf-dir`` (a TOKDIR: vocab.json + merges.txt +
+        embedkit.json). Byte-level vocabularies only, except ``hf-dir``."""
+        from ..io import atomic_write
+
+        if to == "hf-dir":
+            return self.save(path)
+        if to not in ("tokenizer.json", "tiktoken"):
+            raise UsageError(f"unknown export format {to!r} (tokenizer.json, tiktoken, hf-dir)")
+        if not self.byte_level:
+            raise UsageError(f"--to {to} needs a byte-level vocabulary (this one is "
+                             f"{self._mode}); --to hf-dir writes any vocabulary")
+        if to == "tokenizer.json":
+            from .formats.tokenizer_json import write
+
+            text = write(self._tokens, self._merges, self._settings)
+        else:
+            from .formats.tiktoken import write
+
+            text = write(self._tokens, set(self._settings["special_tokens"]),
+                         set(self._settings.get("reserved_ids") or []))
+        with atomic_write(path, "w") as f:
+            f.write(text)
 
     # ---- vocabulary ---------------------------------------------------------------------------
 
@@ -189,6 +218,10 @@ class BPETokenizer:
 
     def encode(self, text: str) -> list[int]:
         return self.encode_batch([text])[0]
+
+    def count_tokens(self, lines: list[str]) -> int:
+        """How many tokens all ``lines`` encode to (each line on its own)."""
+        return int(self._encode_flat(lines)[0].shape[0])
 
     def tokens(self, text: str) -> list[str]:
         return [self._tokens[i] for i in self.encode(text)]
@@ -248,7 +281,7 @@ class BPETokenizer:
     def encode_to_text(self, lines: list[str], ids: bool = True) -> list[str]:
         """One string per text: space-separated ids, or byte-level pieces (``Ġthe Ġcat``) —
         the CLI's output, built from a per-word string cache."""
-        if not ids and not self.byte_level:
+        if not ids and self._mode == "word":
             return self.subword_text(lines)
         strs = self._str_cache[ids]
         if len(strs) > _CACHE_LIMIT:
@@ -276,8 +309,9 @@ class BPETokenizer:
 
     def subword_text(self, lines: list[str]) -> list[str]:
         """Pieces as text. Byte-level: symbols separated by spaces. Word mode: subword-nmt's
-        format (``fl@@ y@@ ing``: ``@@`` on every piece but a word's last, no ``</w>``)."""
-        if self.byte_level:
+        format (``fl@@ y@@ ing``: ``@@`` on every piece but a word's last, no ``</w>``); an
+        unseen character is ``<unk>``, as its id says (printed as itself for a codes file)."""
+        if self._mode != "word":
             return self.encode_to_text(lines, ids=False)
         out = []
         for line in lines:
@@ -288,7 +322,8 @@ class BPETokenizer:
                 if w in self._special_ids:
                     pieces.append(w)
                     continue
-                syms = [self._symbol(i) for i in self._raw[w]]
+                syms = [self._symbol(i) for i in (self._raw if self._print_unknown
+                                                   else self._cache)[w]]
                 pieces.extend(s + "@@" for s in syms[:-1])
                 pieces.append(syms[-1][:-len(EOW)] if syms[-1].endswith(EOW) else syms[-1])
             out.append(" ".join(pieces))
@@ -296,8 +331,9 @@ class BPETokenizer:
 
     def _joined_words(self, lines: list[str]) -> list[str] | None:
         """All texts' words in one regex call, LINE_SEP between texts; None when not applicable."""
+        s = self._settings
         if not self.byte_level or self._split_specials is not None \
-                or self._settings["pattern"] != GPT2_PATTERN:
+                or s["pattern"] != GPT2_PATTERN or s.get("normalizer") or s.get("add_prefix_space"):
             return None
         text = LINE_SEP.join(lines)
         if text.count(LINE_SEP) != max(len(lines) - 1, 0):
@@ -308,16 +344,37 @@ class BPETokenizer:
 
     def _words(self, text: str) -> list[str]:
         """Pre-tokenized words; special tokens are cut out first and kept as they are."""
-        lower = self.lowercase
+        if self._sp is not None:
+            return self._sp.words(text, self._split_specials, self._special_of)
         if self._split_specials is None:
-            return split_words(text.lower() if lower else text, self._settings["pattern"])
+            return self._plain_words(text)
         out = []
         for k, part in enumerate(self._split_specials.split(text)):
             if k % 2:
-                out.append(part)
+                out.append(self._special_of(part))
             elif part:
-                out.extend(split_words(part.lower() if lower else part, self._settings["pattern"]))
+                out.extend(self._plain_words(part))
         return out
+
+    def _plain_words(self, text: str) -> list[str]:
+        """Normalize (NFC, lowercase), add HF's prefix space, split with the pattern."""
+        s = self._settings
+        if s.get("normalizer") == "NFC":
+            import unicodedata
+
+            text = unicodedata.normalize("NFC", text)
+        if self.lowercase:
+            text = text.lower()
+        if s.get("add_prefix_space") and not text.startswith(" "):
+            text = " " + text
+        return split_words(text, s["pattern"], bool(s.get("gaps", False)))
+
+    def _special_of(self, matched: str) -> str:
+        """The special token a match stands for (lstrip/rstrip flags let it take whitespace)."""
+        for t in (matched, matched.strip(), matched.lstrip(), matched.rstrip()):
+            if t in self._special_ids:
+                return t
+        return matched
 
     def _fill(self, words: set[str]) -> None:
         """Put every word not yet cached through the merge kernel, all in one call."""
@@ -332,6 +389,13 @@ class BPETokenizer:
         for w in todo.intersection(self._special_ids):
             cache[w] = (self._special_ids[w],)
             todo.discard(w)
+        if self._settings.get("ignore_merges"):
+            whole = self._whole_ids()
+            for w in list(todo):
+                i = whole.get(to_symbols(word_bytes(w)) if self.byte_level else w)
+                if i is not None:
+                    cache[w] = (i,)
+                    todo.discard(w)
         todo = list(todo)
         sym, wstart = self._initial_symbols(todo)
         from .kernels import encode_words
@@ -344,6 +408,12 @@ class BPETokenizer:
             for k, w in enumerate(todo):
                 cache[w] = tuple(ids[ostart[k]:ostart[k + 1]])
             return
+        if self._sp is not None:
+            v = len(self._tokens)
+            for k, w in enumerate(todo):
+                r = ids[ostart[k]:ostart[k + 1]]
+                cache[w] = tuple(self._sp.fallback(r, self._symbol) if r and max(r) >= v else r)
+            return
         raw = self._raw
         v = len(self._tokens)
         unk, unk_end = self._ids[UNK], self._ids[UNK + EOW]
@@ -353,6 +423,16 @@ class BPETokenizer:
             if max(r) >= v:
                 r = tuple(i if i < v else unk_end if self._symbol(i).endswith(EOW) else unk for i in r)
             cache[w] = r
+
+    def _whole_ids(self) -> dict[str, int]:
+        """Tokens a word may be as a whole (``ignore_merges``): not specials nor placeholders."""
+        if self._whole is None:
+            skip = set(self._settings["special_tokens"])
+            skip.update(self._tokens[i] for i in self._settings.get("reserved_ids") or [])
+            skip.update(self._tokens[i] for i in self._settings.get("control_ids") or [])
+            skip.update(self._tokens[i] for i in self._settings.get("byte_ids") or [])
+            self._whole = {t: i for i, t in enumerate(self._tokens) if t not in skip}
+        return self._whole
 
     def _initial_symbols(self, words: list[str]):
         """Words → flat int32 symbol ids + int64 word starts. Byte-level: bytes missing from a
@@ -373,6 +453,11 @@ class BPETokenizer:
             return sym, wstart
         sym = []
         wstart = [0]
+        if self._sp is not None:  # characters are the symbols
+            for w in words:
+                sym.extend(map(self._symbol_id, w))
+                wstart.append(len(sym))
+            return np.array(sym, np.int32), np.array(wstart, np.int64)
         for w in words:
             sym.extend(self._symbol_id(c) for c in w[:-1])
             sym.append(self._symbol_id(w[-1] + EOW))
@@ -408,6 +493,9 @@ class BPETokenizer:
 
     def decode_bytes(self, ids) -> bytes:
         """Byte-level: the exact bytes the ids stand for."""
+        if self._sp is not None:
+            self._check_ids(ids)
+            return self._sp.decode(ids, self._tokens)
         if not self.byte_level:
             return self.decode(ids).encode("utf-8", "surrogateescape")
         if self._id_bytes is None:
@@ -422,7 +510,7 @@ class BPETokenizer:
 
     def decode(self, ids, errors: str = "replace") -> str:
         """Text of the ids. Byte-level bytes that are not valid UTF-8 follow ``errors``."""
-        if self.byte_level:
+        if self._mode != "word":
             return self.decode_bytes(ids).decode("utf-8", errors)
         self._check_ids(ids)
         out = []
@@ -443,8 +531,22 @@ class BPETokenizer:
             raise UsageError(f"id {bad} is not in the vocabulary (0..{len(self._tokens) - 1})")
 
     def __repr__(self) -> str:
-        mode = "byte-level" if self.byte_level else "word"
-        return f"BPETokenizer({mode}, vocab_size={self.vocab_size}, merges={len(self._merges)})"
+        return f"BPETokenizer({self._mode}, vocab_size={self.vocab_size}, merges={len(self._merges)})"
+
+
+def _special_regex(specials, flags: dict):
+    """Special tokens cut out of the text, longest first (HF's leftmost-longest added tokens);
+    ``single_word`` needs no word character around, ``lstrip``/``rstrip`` take the whitespace."""
+    import regex
+
+    alts = []
+    for t in sorted(specials, key=len, reverse=True):
+        f = flags.get(t, {})
+        a = regex.escape(t)
+        if f.get("single_word"):
+            a = rf"(?<!\w){a}(?!\w)"
+        alts.append((r"\s*" if f.get("lstrip") else "") + a + (r"\s*" if f.get("rstrip") else ""))
+    return regex.compile("(" + "|".join(alts) + ")")
 
 
 def _encode_chunk(tok: BPETokenizer, lines: list[str]):

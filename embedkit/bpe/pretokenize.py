@@ -25,6 +25,38 @@ GPT2_JOINED_PATTERN = r"""\x00| ?\p{L}+| ?\p{N}+|'(?:s|t|re|ve|m|ll|d)| ?[^\s\p{
 
 WHITESPACE = "whitespace"
 
+# tiktoken's published pre-tokenizers (``tiktoken_ext/openai_public.py``); "gpt2" is HF's
+# spelling of GPT-2's, which the compiled scanner implements (same words as r50k's on any text).
+R50K_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+CL100K_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+""" \
+    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+O200K_PATTERN = "|".join([
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+    r"""\p{N}{1,3}""", r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""", r"""\s*[\r\n]+""", r"""\s+(?!\S)""", r"""\s+"""])
+PATTERNS = {"gpt2": GPT2_PATTERN, "r50k": R50K_PATTERN, "p50k": R50K_PATTERN,
+            "cl100k": CL100K_PATTERN, "o200k": O200K_PATTERN}
+WHOLE = r"(?s).+"  # no pre-tokenizer: the whole text is one word (HF ByteLevel, use_regex false)
+
+
+def resolve_pattern(name: str, where: str = "--pattern") -> str:
+    """A published pattern's name, or a regex (checked here so a typo fails before any work)."""
+    if name in PATTERNS:
+        return PATTERNS[name]
+    import regex
+
+    try:
+        regex.compile(name)
+    except regex.error as e:
+        from ..errors import UsageError
+
+        raise UsageError(f"{where}: invalid regex {name[:60]!r}: {e}") from None
+    if regex.compile(name).match(""):
+        from ..errors import UsageError
+
+        raise UsageError(f"{where}: the regex {name[:60]!r} matches the empty string")
+    return name
+
 
 @functools.lru_cache(maxsize=None)
 def compiled(pattern: str):
@@ -73,8 +105,19 @@ def from_symbols(text: str) -> bytes | None:
         return None
 
 
-def split_words(text: str, pattern: str) -> list[str]:
-    """Pre-tokenize ``text``: GPT-2 regex matches, or whitespace-separated words."""
+def split_words(text: str, pattern: str, gaps: bool = False) -> list[str]:
+    """Pre-tokenize ``text``: the regex's matches, or whitespace-separated words. ``gaps``: text
+    no match covers is a word too (HF ``Split``, behaviour Isolated); tiktoken drops it."""
     if pattern == WHITESPACE:
         return text.split()
-    return compiled(pattern).findall(text)
+    words = compiled(pattern).findall(text)
+    if gaps and sum(map(len, words)) != len(text):
+        words, at = [], 0
+        for m in compiled(pattern).finditer(text):
+            if m.start() > at:
+                words.append(text[at:m.start()])
+            words.append(m.group())
+            at = m.end()
+        if at < len(text):
+            words.append(text[at:])
+    return words

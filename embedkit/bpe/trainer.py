@@ -109,6 +109,9 @@ def learn(counts, vocab_size: int, *, min_frequency: int = 2, byte_level: bool =
         sym, wstart = _symbols(words, vocab, byte_level)
         wcount = np.fromiter(counts.values(), np.int64, len(words))
     del words
+    # Each merge joins at least one adjacent pair of some word, so the corpus can give at most
+    # that many new tokens: size the kernel's tables by this, not by a huge --vocab-size.
+    vocab_size = min(vocab_size, len(vocab.tokens) + max(int(sym.size) - (len(wstart) - 1), 0))
     if release and not table:
         counts.clear()  # the kernel needs only the arrays: free the strings before it runs
     text = [t.encode("utf-8", "surrogatepass") for t in vocab.tokens]

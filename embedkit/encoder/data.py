@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +34,11 @@ class Streams:
 
 
 def encode_corpus(paths: list[str], vocab, workdir: Path, quiet: bool = True) -> Streams:
-    """Encode ``paths`` into ``workdir/train.i32`` and ``workdir/heldout.i32``."""
+    """Encode ``paths`` into two nameless int32 files in ``workdir`` (training, held out)."""
     counts = np.zeros(vocab.size, np.int64)
-    files = {"train": open(workdir / "train.i32", "wb"), "heldout": open(workdir / "heldout.i32", "wb")}
+    # Nameless temp files (O_TMPFILE, or unlinked once open): a killed run leaves no pieces behind.
+    files = {"train": tempfile.TemporaryFile(dir=workdir),
+             "heldout": tempfile.TemporaryFile(dir=workdir)}
     lines = 0
     try:
         with bar(None, "encoding corpus", "lines", quiet) as progress:
@@ -48,11 +51,10 @@ def encode_corpus(paths: list[str], vocab, workdir: Path, quiet: bool = True) ->
                     chunk = []
             lines = _flush(chunk, lines, vocab, files, counts)
             progress.update(len(chunk))
+        train, heldout = _open(files["train"]), _open(files["heldout"])
     finally:
         for f in files.values():
-            f.close()
-    train = _open(workdir / "train.i32")
-    heldout = _open(workdir / "heldout.i32")
+            f.close()  # a memory map keeps its pages; the space is freed when it goes
     if train.size + heldout.size <= lines:  # only [SEP]s: no text at all
         raise InputError(", ".join(map(str, paths)), "empty corpus: no pieces to train on")
     if train.size < 2:
@@ -80,10 +82,11 @@ def _flush(chunk, lines, vocab, files, counts) -> int:
     return lines
 
 
-def _open(path: Path) -> np.ndarray:
-    if os.path.getsize(path) == 0:
+def _open(f) -> np.ndarray:
+    f.flush()
+    if os.fstat(f.fileno()).st_size == 0:
         return np.zeros(0, np.int32)
-    return np.memmap(path, np.int32, mode="r")
+    return np.memmap(f, np.int32, mode="r")
 
 
 def window_length(stream: np.ndarray, max_len: int, extra: int) -> int:

@@ -13,6 +13,7 @@ from .heap import keep_freed_memory
 from .threads import map_chunks
 
 ARCH_KEYS = ("vocab", "dim", "heads", "layers", "ffn", "max_len", "positions", "objective")
+OBJECTIVES = ("mlm", "clm", "contrastive", "mlm+contrastive")
 
 
 def check_config(cfg: dict) -> None:
@@ -26,8 +27,9 @@ def check_config(cfg: dict) -> None:
         raise ValueError(f"--dim must be even (got {cfg['dim']})")
     if cfg["positions"] not in ("sinusoidal", "learned"):
         raise ValueError(f"--positions must be sinusoidal or learned (got {cfg['positions']!r})")
-    if cfg["objective"] not in ("mlm", "clm"):
-        raise ValueError(f"--objective must be mlm or clm (got {cfg['objective']!r})")
+    if cfg["objective"] not in OBJECTIVES:
+        raise ValueError(f"--objective must be one of {', '.join(OBJECTIVES)} "
+                         f"(got {cfg['objective']!r})")
 
 
 def param_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
@@ -43,6 +45,8 @@ def param_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
                        pre + "ff1_w": (d, f), pre + "ff1_b": (f,),
                        pre + "ff2_w": (f, d), pre + "ff2_b": (d,),
                        pre + "ln2_g": (d,), pre + "ln2_b": (d,)})
+    if cfg.get("projection"):  # the contrastive projection head (training only)
+        shapes.update({"proj_w": (d, cfg["projection"]), "proj_b": (cfg["projection"],)})
     return shapes
 
 
@@ -55,6 +59,8 @@ def init_params(cfg: dict, rng: np.random.Generator, dtype=np.float32) -> dict[s
             a = rng.standard_normal(shape) / math.sqrt(cfg["dim"])
         elif name == "wpe":
             a = rng.standard_normal(shape) * 0.02
+        elif name == "proj_w":  # keeps the pooled features' unit scale
+            a = rng.standard_normal(shape) / math.sqrt(cfg["dim"])
         elif len(shape) == 2:
             a = rng.standard_normal(shape) * 0.02
         elif name.endswith("_g"):
@@ -158,12 +164,19 @@ def _chunk_loss_and_grads(params, cfg, ids, keep, rows, targets, total, grads):
     dhm, g["wte"], g["out_b"] = L.tied_logits_backward(dlogits, hm, params["wte"])
     dh = np.zeros((b * t, d), h.dtype)
     dh[rows] = dhm
-    dx = dh.reshape(b, t, d)
+    backward(params, cfg, ids, caches, dh.reshape(b, t, d), g)
+    return loss, g
+
+
+def backward(params: dict, cfg: dict, ids: np.ndarray, caches: list, dh: np.ndarray, g: dict):
+    """[B, T, D] gradient of the last hidden states -> the layers' and position gradients into
+    ``g``, the embedding's added into ``g["wte"]`` (which must exist: the tied head or zeros)."""
+    dx = dh
     for i in reversed(range(cfg["layers"])):
         dx, gi = L.block_backward(dx, caches[i], params, f"l{i}.", cfg["heads"])
         g.update(gi)
     dpos = L.embed_backward(dx, ids, g["wte"])
     if cfg["positions"] == "learned":
         g["wpe"] = np.zeros_like(params["wpe"])
-        g["wpe"][:t] = dpos
-    return loss, g
+        g["wpe"][:ids.shape[1]] = dpos
+    return g

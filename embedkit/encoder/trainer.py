@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, OutputError, TrainingError, UsageError
-from ..progress import bar
-from . import checkpoint, data
+from ..errors import InputError, TrainingError, UsageError
+from ..io import check_dir
+from ..progress import bar, figure
+from . import checkpoint, contrastive, data
 from .network import ARCH_KEYS, check_config, init_params, loss_and_grads
+from .pairs import PairSource, pad_pairs
 from .objectives import clm_batch, mlm_batch
 from .optim import AdamW
 from .threads import set_threads
@@ -110,7 +113,29 @@ def _resolve(arch: dict, encdir: Path, resume: bool, tok_files: dict):
     state = meta.get("train") or {}
     if "rng" not in state or not moments:
         raise InputError(checkpoint.path_of(encdir), "holds no training state to resume from")
-    return {k: saved[k] for k in DEFAULTS}, (params, moments, state)
+    cfg = {k: saved[k] for k in DEFAULTS}
+    cfg.update({k: saved[k] for k in contrastive.DEFAULTS if k in saved})
+    return cfg, (params, moments, state)
+
+
+def _pair_options(cfg: dict, given: dict, resumed: bool, encdir: Path) -> None:
+    """Put the contrastive settings into ``cfg`` (they are part of the architecture record:
+    fresh = given or default, resumed = the checkpoint's, which given ones must match)."""
+    objective = cfg["objective"]
+    for k, v in given.items():
+        if v is None:
+            continue
+        if not contrastive.uses_pairs(objective) or (k == "contrastive_weight"
+                                                       and objective != "mlm+contrastive"):
+            need = ("mlm+contrastive" if k == "contrastive_weight"
+                    else "contrastive or mlm+contrastive")
+            raise UsageError(f"--{k.replace('_', '-')} needs --objective {need}")
+        if resumed and cfg.get(k) != v:
+            raise UsageError(f"{checkpoint.path_of(encdir)}: checkpoint was trained with "
+                             f"--{k.replace('_', '-')} {cfg.get(k)}, not {v}")
+    if contrastive.uses_pairs(objective) and not resumed:
+        cfg.update({k: d if given.get(k) is None else given[k]
+                    for k, d in contrastive.DEFAULTS.items()})
 
 
 def train(paths, tokenizer, encdir, *, steps: int | None = None, epochs: float | None = None,
@@ -122,7 +147,7 @@ def train(paths, tokenizer, encdir, *, steps: int | None = None, epochs: float |
     None = default, or the checkpoint's on resume) and ``batch_size, lr, warmup, seed,
     weight_decay, clip, checkpoint_every``. ``callback(step, loss)`` runs after each step.
     """
-    unknown = set(options) - set(DEFAULTS) - set(TRAIN_DEFAULTS)
+    unknown = set(options) - set(DEFAULTS) - set(TRAIN_DEFAULTS) - set(contrastive.DEFAULTS)
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
     if steps is not None and epochs is not None:
@@ -136,38 +161,86 @@ def train(paths, tokenizer, encdir, *, steps: int | None = None, epochs: float |
             raise UsageError(f"--{k.replace('_', '-')} must be at least 1 (got {opts[k]})")
     if not opts["lr"] > 0 or opts["warmup"] < 0:
         raise UsageError("--lr must be > 0 and --warmup >= 0")
+    if not 0 <= opts["seed"] < 2**63:
+        raise UsageError(f"--seed must be between 0 and 2**63-1 (got {opts['seed']})")
     set_threads(threads)
     encdir = Path(encdir)
     tok_files = tokenizer.to_files()
     vocab = PieceVocab(tokenizer)
     cfg, restored = _resolve(arch, encdir, resume, tok_files)
     cfg["vocab"] = vocab.size
+    _pair_options(cfg, {k: options.get(k) for k in contrastive.DEFAULTS}, restored is not None,
+                  encdir)
     try:
         check_config(cfg)
+        if contrastive.uses_pairs(cfg["objective"]):
+            contrastive.check_options(cfg, opts["batch_size"])
     except ValueError as e:
         raise UsageError(str(e)) from None
     if restored and restored[0]["wte"].shape[0] != vocab.size:
         raise UsageError(f"{checkpoint.path_of(encdir)}: the TOKDIR does not match the encoder")
+    if restored and steps is not None and steps <= int(restored[2]["step"]):
+        raise UsageError(_already(encdir, restored[2]["step"]))
+    check_dir(encdir, checkpoint.FILE)  # never write into a folder of the user's own files
     created = not encdir.exists()
     if created:
-        if not encdir.parent.is_dir():
-            raise OutputError(f"{encdir}: folder {encdir.parent} does not exist")
         encdir.mkdir()
-    elif not encdir.is_dir():
-        raise OutputError(f"{encdir}: exists and is not a folder")
     work = Path(tempfile.mkdtemp(prefix=".pieces.", dir=encdir))
     try:
         streams = data.encode_corpus(list(paths), vocab, work, quiet)
+        pairs = _pairs(streams, vocab, cfg, work, paths)
         return _loop(streams, vocab, cfg, opts, encdir, tok_files, steps, epochs, restored,
-                     init_vectors, quiet, callback)
+                     init_vectors, quiet, callback, pairs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if created and not any(encdir.iterdir()):
             encdir.rmdir()  # a run that failed before its first checkpoint leaves no ENCDIR
 
 
+def _pairs(streams, vocab, cfg, work: Path, paths) -> PairSource | None:
+    """The pair source of a contrastive objective; a corpus that holds no pair is refused."""
+    if not contrastive.uses_pairs(cfg["objective"]):
+        return None
+    pairs = PairSource(streams, vocab.sep, cfg["pair"], cfg["max_len"], work)
+    if len(pairs) == 0:
+        problem = ("no two neighbouring non-empty lines: --pair adjacent-lines needs at least two "
+                   "lines" if cfg["pair"] == "adjacent-lines" else
+                   "no line of 2 or more pieces to cut into a pair of windows")
+        raise InputError(", ".join(map(str, paths)), problem)
+    return pairs
+
+
+def _epoch_steps(epochs: float, streams, pairs, cfg: dict, opts: dict, tokens_per_step: int) -> int:
+    """--epochs as steps: passes over the training pairs (contrastive) or pieces (the others)."""
+    if cfg["objective"] == "contrastive":
+        return max(1, math.ceil(epochs * len(pairs) / opts["batch_size"]))
+    return max(1, math.ceil(epochs * streams.train.size / tokens_per_step))
+
+
+def _batch_loss(params, cfg, opts, streams, pairs, vocab, rng, width):
+    """One training batch: (loss, gradients, pieces seen, L_CPC or None, top-1 or None)."""
+    loss, grads, seen, cpc, top1 = 0.0, None, 0, None, None
+    if cfg["objective"] != "contrastive":
+        windows = data.random_windows(streams.train, rng, opts["batch_size"], width)
+        inputs, keep, rows, targets = make_batch(windows, vocab, cfg, rng)
+        loss, grads = loss_and_grads(params, cfg, inputs, keep, rows, targets)
+        seen = keep.size
+    if pairs is not None:
+        ids, keep = pad_pairs(pairs.sample(rng, opts["batch_size"]), vocab.pad)
+        cpc, g, top1 = contrastive.loss_and_grads(params, cfg, ids, keep)
+        if grads is None:
+            loss, grads = cpc, g
+        else:  # mlm+contrastive: L_MLM + weight * L_CPC
+            w = np.float32(cfg["contrastive_weight"])
+            for name, value in g.items():
+                grads[name] = grads[name] + w * value if name in grads else w * value
+            loss += float(w) * cpc
+        seen += int(keep.sum())
+    return loss, grads, seen, cpc, top1
+
+
 def _loop(streams, vocab, cfg, opts, encdir, tok_files, steps, epochs, restored, init_vectors,
-          quiet, callback) -> dict:
+          quiet, callback, pairs=None) -> dict:
     extra = 1 if cfg["objective"] == "clm" else 0
     width = data.window_length(streams.train, cfg["max_len"], extra)
     tokens_per_step = opts["batch_size"] * (width - extra)
@@ -176,15 +249,17 @@ def _loop(streams, vocab, cfg, opts, encdir, tok_files, steps, epochs, restored,
         params = {k: np.array(v) for k, v in params.items()}
         total = steps if steps is not None else state["total_steps"]
         if epochs is not None:
-            total = max(1, math.ceil(epochs * streams.train.size / tokens_per_step))
+            total = _epoch_steps(epochs, streams, pairs, cfg, opts, tokens_per_step)
         start = int(state["step"])
+        if total <= start:
+            raise UsageError(_already(encdir, start))
         for k in ("batch_size", "lr", "warmup", "seed", "weight_decay", "clip"):
             opts[k] = state.get(k, opts[k])
         rng = np.random.default_rng()
         rng.bit_generator.state = state["rng"]
     else:
         if epochs is not None:
-            total = max(1, math.ceil(epochs * streams.train.size / tokens_per_step))
+            total = _epoch_steps(epochs, streams, pairs, cfg, opts, tokens_per_step)
         else:
             total = 1000 if steps is None else steps
         rng = np.random.default_rng(opts["seed"])
@@ -208,12 +283,14 @@ def _loop(streams, vocab, cfg, opts, encdir, tok_files, steps, epochs, restored,
 
     loss = math.nan
     last_saved = start
+    seen = 0
+    recent: list[tuple[float, float]] = []  # (L_CPC, top-1) of the last steps
     t0 = time.perf_counter()
     with bar(total - start, "training", "steps", quiet) as progress:
         for step in range(start + 1, total + 1):
-            windows = data.random_windows(streams.train, rng, opts["batch_size"], width)
-            inputs, keep, rows, targets = make_batch(windows, vocab, cfg, rng)
-            loss, grads = loss_and_grads(params, cfg, inputs, keep, rows, targets)
+            loss, grads, pieces, cpc, top1 = _batch_loss(params, cfg, opts, streams, pairs, vocab,
+                                                         rng, width)
+            seen += pieces
             if not math.isfinite(loss):
                 raise TrainingError(f"step {step}: the loss is {loss}; training stopped. "
                                     f"{_kept(encdir, last_saved)} Try a lower --lr.")
@@ -222,21 +299,82 @@ def _loop(streams, vocab, cfg, opts, encdir, tok_files, steps, epochs, restored,
                 raise TrainingError(f"step {step}: the gradient is not finite; training stopped. "
                                     f"{_kept(encdir, last_saved)} Try a lower --lr.")
             progress.update(1)
-            progress.set_postfix(loss=f"{loss:.3f}", refresh=False)
+            if cpc is None:
+                progress.set_postfix(loss=figure(loss, ".3f"), refresh=False)
+            else:
+                recent = (recent + [(cpc, top1)])[-RECENT:]
+                progress.set_postfix(loss=figure(loss, ".3f"), refresh=False,
+                                     bound=figure(math.log(opts["batch_size"]) - cpc, ".3f"))
             if step % opts["checkpoint_every"] == 0 and step < total:
                 save(step, loss)
                 last_saved = step
+                if pairs is not None and not quiet:
+                    held = _heldout_cpc(params, cfg, pairs, vocab, opts["batch_size"])
+                    progress.write(_cpc_log(step, opts["batch_size"], recent, held),
+                                   file=sys.stderr)
             if callback is not None:
                 callback(step, loss)
     elapsed = time.perf_counter() - t0
     save(total, loss)
     n_run = total - start
-    return {"steps": total, "steps_this_run": n_run, "objective": cfg["objective"],
-            "tokens_per_s": n_run * tokens_per_step / elapsed if elapsed > 0 else 0.0,
-            "train_loss": loss,
-            "heldout_loss": evaluate(params, cfg, vocab, streams.heldout, opts["batch_size"]),
-            "unigram_entropy": data.unigram_entropy(streams.counts, vocab.is_regular),
-            "train_pieces": int(streams.train.size), "heldout_pieces": int(streams.heldout.size)}
+    summary = {"steps": total, "steps_this_run": n_run, "objective": cfg["objective"],
+               "tokens_per_s": seen / elapsed if elapsed > 0 else 0.0,
+               "train_loss": loss, "heldout_loss": None, "heldout_note": None,
+               "unigram_entropy": data.unigram_entropy(streams.counts, vocab.is_regular),
+               "train_pieces": int(streams.train.size), "heldout_pieces": int(streams.heldout.size)}
+    if cfg["objective"] != "contrastive":
+        summary["heldout_loss"] = evaluate(params, cfg, vocab, streams.heldout, opts["batch_size"])
+        summary["heldout_note"] = _heldout_note(streams.heldout, cfg)
+    if pairs is not None:
+        if cfg["objective"] == "mlm+contrastive":
+            summary["heldout_mlm_loss"] = summary["heldout_loss"]
+        summary.update(_cpc_summary(params, cfg, pairs, vocab, opts["batch_size"], recent))
+    return summary
+
+
+RECENT = 50  # training steps the summary's training L_CPC averages over
+
+
+def _heldout_cpc(params, cfg, pairs, vocab, n: int) -> dict | None:
+    """Held-out L_CPC, bound and top-1 with the batch's N candidates (None: too few pairs)."""
+    return contrastive.evaluate(params, cfg, pairs.heldout_pairs(), n, vocab.pad)
+
+
+def _cpc_summary(params, cfg, pairs, vocab, n: int, recent) -> dict:
+    """The contrastive figures: N, training and held-out L_CPC, the bound ln N - L_CPC, top-1."""
+    held = _heldout_cpc(params, cfg, pairs, vocab, n)
+    train_cpc = float(np.mean([c for c, _ in recent]))
+    return {"n": n, "train_cpc": train_cpc, "train_mi_bound": math.log(n) - train_cpc,
+            "train_top1": float(np.mean([t for _, t in recent])),
+            "heldout_loss": held and held["loss"], "mi_bound": held and held["mi_bound"],
+            "heldout_top1": held and held["top1"], "heldout_pairs": held and held["pairs"],
+            "heldout_note": None if held else f"fewer than N = {n} held-out pairs (every 20th "
+                                              f"line with the line before it)"}
+
+
+def _cpc_log(step: int, n: int, recent, held: dict | None) -> str:
+    """One log line (stderr) at a checkpoint: training figures over the last steps, held-out."""
+    c = float(np.mean([c for c, _ in recent]))
+    line = (f"step {step}: N {n}; train L_CPC {c:.4f}, ln N - L_CPC {math.log(n) - c:.4f} nats "
+            f"(mean of the last {len(recent)} steps)")
+    if held:
+        line += (f"; held-out L_CPC {held['loss']:.4f}, ln N - L_CPC {held['mi_bound']:.4f} nats, "
+                 f"top-1 {held['top1']:.3f}")
+    return line
+
+
+def _already(encdir: Path, step) -> str:
+    return (f"{checkpoint.path_of(encdir)}: checkpoint is already at step {int(step)}; "
+            f"give --steps (or --epochs) beyond it to train further")
+
+
+def _heldout_note(stream, cfg: dict) -> str | None:
+    """Why there is no held-out loss, when there is none (``evaluate`` returns None)."""
+    if stream.size == 0:
+        return "corpus has fewer than 20 lines"
+    if data.window_length(stream, cfg["max_len"], 1 if cfg["objective"] == "clm" else 0) < 2:
+        return f"--max-len {cfg['max_len']} leaves no piece to predict from context"
+    return "no held-out piece to predict"
 
 
 def _kept(encdir: Path, step: int) -> str:

@@ -69,13 +69,16 @@ def _lines(path) -> list[str]:
 
 def evaluate_similarity(vectors, path: str | os.PathLike, restrict: int | None = 300000,
                         case_insensitive: bool = True) -> dict[str, Any]:
-    """``word1<TAB>word2<TAB>score`` lines (``#`` comments); gensim ``evaluate_word_pairs``."""
+    """``word1 word2 score`` lines, TAB- or whitespace-separated (``#`` comments); gensim
+    ``evaluate_word_pairs``. TABs win when a line has exactly three TAB fields (phrases)."""
     index = _restricted_index(vectors, restrict, case_insensitive)
     gold, pairs, oov, invalid = [], [], 0, 0
     for line in _lines(path):
         if not line or line.startswith("#"):
             continue
         parts = line.split("\t")
+        if len(parts) != 3:
+            parts = line.split()
         try:
             a, b, sim = parts
             sim = float(sim)
@@ -94,7 +97,7 @@ def evaluate_similarity(vectors, path: str | os.PathLike, restrict: int | None =
         pairs.append((index[a], index[b]))
     total = len(gold) + oov
     if total == 0:
-        raise InputError(path, "no word pairs found (expected 'word1<TAB>word2<TAB>score' lines)")
+        raise InputError(path, "no word pairs found (expected 'word1 word2 score' lines)")
     result = {"file": os.fspath(path), "pairs": total, "used": len(gold), "invalid_lines": invalid,
               "coverage": len(gold) / total, "oov_ratio": 100.0 * oov / total,
               "spearman": float("nan"), "pearson": float("nan")}

@@ -45,6 +45,8 @@ class Vectors:
         self.settings = dict(settings or {})
         self.source = source
         self.path = ""
+        self.load_counts: dict[str, int] = {}
+        self.load_warning: str | None = None
         self._index: dict[str, int] | None = None
         self._inv_norms: np.ndarray | None = None
 
@@ -67,7 +69,13 @@ class Vectors:
     @property
     def index(self) -> dict[str, int]:
         if self._index is None:
-            self._index = {w: i for i, w in enumerate(self.words)}
+            index = {w: i for i, w in enumerate(self.words)}
+            if len(index) != len(self.words):  # readers drop or refuse repeats; a lying .ekv
+                seen: set[str] = set()
+                first = next(w for w in self.words if w in seen or seen.add(w))
+                raise InputError(self.path or "<vectors>",
+                                 f"corrupt model: the word {first!r} is in the vocabulary twice")
+            self._index = index
         return self._index
 
     @property
@@ -97,9 +105,11 @@ class Vectors:
 
     def __getitem__(self, word: str) -> np.ndarray:
         i = self.index.get(word)
-        if i is not None:
-            return np.asarray(self.vectors[i], dtype=np.float32)
-        return self.oov_vector(word)
+        v = np.asarray(self.vectors[i], dtype=np.float32) if i is not None else self.oov_vector(word)
+        if not np.isfinite(v).all():  # a memory-mapped model is not scanned whole when opened
+            raise InputError(self.path or "<vectors>",
+                             f"non-finite value (NaN or inf) in the vector of {word!r}")
+        return v
 
     def oov_vector(self, word: str) -> np.ndarray:
         """Mean of the word's subword rows; raises ``UnknownWordError`` when it has none."""
@@ -124,13 +134,16 @@ class Vectors:
         return self.most_similar_many([word_or_vector], k)[0]
 
     def most_similar_many(self, queries: Iterable[str | np.ndarray], k: int = 10,
-                          errors: str = "raise") -> list:
+                          errors: str = "raise", restrict: int | None = None) -> list:
         """Answer many queries with one matrix product per batch.
 
         ``errors="raise"`` raises ``UnknownWordError`` for the first word without a vector;
         ``errors="collect"`` puts that error object in the word's place and answers the others.
+        ``restrict=N`` answers from the N most frequent words only (gensim's ``restrict_vocab``);
+        queries may still be any word.
         """
         _check_k(k)
+        n_rows = _restricted(restrict, len(self.words))
         queries = list(queries)
         rows, exclude, failed = [], [], {}
         for n, q in enumerate(queries):
@@ -143,28 +156,31 @@ class Vectors:
                     failed[n] = e
                     continue
                 i = self.index.get(q)
-                exclude.append([] if i is None else [i])
+                exclude.append([] if i is None or i >= n_rows else [i])
             else:
                 v = np.asarray(q, dtype=np.float32).reshape(-1)
                 if v.shape[0] != self.dim:
                     raise UsageError(f"query vector has {v.shape[0]} values, the model has {self.dim}")
                 rows.append(v)
                 exclude.append([])
-        found = iter(search.top_k(self.vectors, self.inv_norms, np.stack(rows), k, exclude)
-                     if rows else [])
+        found = iter(search.top_k(self.vectors[:n_rows], self.inv_norms[:n_rows], np.stack(rows), k,
+                                  exclude) if rows else [])
         return [failed[n] if n in failed else [(self.words[i], s) for i, s in next(found)]
                 for n in range(len(queries))]
 
-    def analogy(self, a: str, b: str, c: str, k: int = 10) -> list[tuple[str, float]]:
+    def analogy(self, a: str, b: str, c: str, k: int = 10,
+                restrict: int | None = None) -> list[tuple[str, float]]:
         """"a is to b as c is to ?": 3CosAdd, the words nearest to unit(b) - unit(a) + unit(c).
 
-        The three query words are excluded from the answers (as in word2vec and gensim).
+        The three query words are excluded from the answers (as in word2vec and gensim);
+        ``restrict=N`` answers from the N most frequent words only.
         """
         _check_k(k)
+        n = _restricted(restrict, len(self.words))
         units = search.unit(np.stack([self[a], self[b], self[c]]))
         target = units[1] - units[0] + units[2]
-        skip = sorted({self.index[w] for w in (a, b, c) if w in self.index})
-        found = search.top_k(self.vectors, self.inv_norms, target[None, :], k, [skip])[0]
+        skip = sorted({self.index[w] for w in (a, b, c) if self.index.get(w, n) < n})
+        found = search.top_k(self.vectors[:n], self.inv_norms[:n], target[None, :], k, [skip])[0]
         return [(self.words[i], s) for i, s in found]
 
     def similarity(self, a: str, b: str) -> float:
@@ -212,22 +228,43 @@ class Vectors:
         word2vec_bin.write(path, self.words, self.vectors)
 
 
+def _restricted(restrict: int | None, n: int) -> int:
+    if restrict is None or restrict == 0:
+        return n
+    if not isinstance(restrict, (int, np.integer)) or restrict < 0:
+        raise UsageError(f"--restrict must be >= 0 (got {restrict})")
+    return min(int(restrict), n)
+
+
 def _check_k(k: int) -> None:
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise UsageError(f"-k must be at least 1 (got {k})")
 
 
-def load(path: str | os.PathLike, limit: int | None = None) -> Vectors:
+def load(path: str | os.PathLike, limit: int | None = None, unicode_errors: str = "keep",
+         strict: bool = False) -> Vectors:
     """Open vectors of any supported format, detected from the file's content (never pickle).
 
     ``limit`` reads only the first N vectors of word2vec files (they are sorted by frequency).
+    Files from the wild are read as gensim and fastText read them: ``unicode_errors`` says what
+    to do with words that are not valid UTF-8 (``keep``: lossless, see ``WordPolicy``;
+    ``replace``; ``strict``: refuse); duplicate words keep the first; text lines with more than
+    D+1 fields have a word with spaces. ``strict=True`` refuses the last two. What was tolerated
+    is counted in ``vectors.load_counts`` and summed up in ``vectors.load_warning`` (or None).
     """
-    vectors = _load(path, limit)
+    from .formats.checks import WordPolicy
+
+    policy = WordPolicy(unicode_errors, strict)
+    vectors = _load(path, limit, policy)
     vectors.path = os.fspath(path)
+    vectors.load_counts = {"bad_utf8": policy.bad_utf8, "duplicates": policy.duplicates,
+                           "joined": policy.joined}
+    warning = policy.warning()
+    vectors.load_warning = f"{vectors.path}: {warning}" if warning else None
     return vectors
 
 
-def _load(path: str | os.PathLike, limit: int | None) -> Vectors:
+def _load(path: str | os.PathLike, limit: int | None, policy) -> Vectors:
     from .formats.detect import detect
 
     fmt = detect(path)
@@ -239,14 +276,17 @@ def _load(path: str | os.PathLike, limit: int | None) -> Vectors:
         meta, arrays = load_native(path)
         words = meta["words"]
         vec = arrays["vectors"]
-        if not words or vec.size == 0:
-            raise InputError(path, "empty model: no vectors")
         if limit is not None:
             words, vec = words[:limit], vec[:limit]
         try:
-            scheme = scheme_from_meta(meta.get("subwords"))
+            scheme = scheme_from_meta(meta["subwords"])
         except (KeyError, TypeError, ValueError) as e:
-            raise InputError(path, f"corrupt subword settings: {e}") from None
+            raise InputError(path, f"corrupt native model: meta 'subwords': {e}") from None
+        size = getattr(scheme, "size", None)
+        if size is not None and size != arrays["subword_rows"].shape[0]:
+            raise InputError(path, f"corrupt native model: meta 'subwords' has {size} "
+                                   f"pieces but 'subword_rows' has "
+                                   f"{arrays['subword_rows'].shape[0]} rows")
         return Vectors(words, vec, counts=arrays.get("counts"), scheme=scheme,
                        subword_rows=arrays.get("subword_rows"), input=arrays.get("input"),
                        output=arrays.get("output"), settings=meta.get("settings"),
@@ -254,13 +294,13 @@ def _load(path: str | os.PathLike, limit: int | None) -> Vectors:
     if fmt == "fasttext":
         from .formats import fasttext_bin
 
-        return fasttext_bin.read(path).to_vectors(Vectors, source=f"fastText {name}")
+        return fasttext_bin.read(path, policy=policy).to_vectors(Vectors, source=f"fastText {name}")
     if fmt == "w2v-bin":
         from .formats import word2vec_bin
 
-        words, vec = word2vec_bin.read(path, limit=limit)
+        words, vec = word2vec_bin.read(path, limit=limit, policy=policy)
         return Vectors(words, vec, source=f"word2vec binary {name}")
     from .formats import word2vec_text
 
-    words, vec = word2vec_text.read(path, limit=limit)
+    words, vec = word2vec_text.read(path, limit=limit, policy=policy)
     return Vectors(words, vec, source=f"word2vec text {name}")

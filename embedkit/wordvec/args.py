@@ -8,6 +8,8 @@ from ..errors import UsageError
 
 MODELS = ("cbow", "skipgram")
 SUBWORDS = ("none", "char", "bpe")
+BPE_BAGS = ("all", "segmentation")
+BPE_BAG_DEFAULT = "all"  # see README "BPE bags" for the figures behind this choice
 _MAX_ROWS = 2**31 - 1  # row ids are int32 in the kernels
 
 
@@ -30,6 +32,9 @@ class TrainOptions:
     buckets: int = 2_000_000
     tokenizer: str | None = None
     lowercase: bool = False
+    bpe_bag: str | None = None  # None: BPE_BAG_DEFAULT (only with --subwords bpe)
+    bpe_min_len: int | None = None  # None: 2
+    bpe_max_len: int | None = None  # None: 0 = no bound
 
     def validate(self) -> "TrainOptions":
         """Raise UsageError naming the option for any value that cannot give a sensible model."""
@@ -57,12 +62,34 @@ class TrainOptions:
         if self.subwords == "bpe":
             if not self.tokenizer:
                 raise UsageError("--subwords bpe needs --tokenizer TOKDIR (a folder written by "
-                                 "`embedkit bpe learn`)")
-            if not os.path.isdir(self.tokenizer):
-                raise UsageError(f"--tokenizer {self.tokenizer}: not a folder")
+                                 "`embedkit bpe learn`, HF vocab.json + merges.txt, or a "
+                                 "subword-nmt codes file)")
+            if not os.path.exists(self.tokenizer):
+                raise UsageError(f"--tokenizer {self.tokenizer}: no such folder or codes file")
         elif self.tokenizer:
             raise UsageError("--tokenizer is only used with --subwords bpe")
+        self._validate_bpe_bag()
         return self
+
+    def bpe_bag_settings(self) -> tuple[str, int, int]:
+        """(bag, min length, max length) with the defaults filled in."""
+        return (self.bpe_bag or BPE_BAG_DEFAULT, 2 if self.bpe_min_len is None else self.bpe_min_len,
+                0 if self.bpe_max_len is None else self.bpe_max_len)
+
+    def _validate_bpe_bag(self) -> None:
+        given = [n for n, v in (("--bpe-bag", self.bpe_bag), ("--bpe-min-len", self.bpe_min_len),
+                                ("--bpe-max-len", self.bpe_max_len)) if v is not None]
+        if given and self.subwords != "bpe":
+            raise UsageError(f"{given[0]} is only used with --subwords bpe")
+        if self.bpe_bag is not None and self.bpe_bag not in BPE_BAGS:
+            raise UsageError(f"--bpe-bag must be one of {', '.join(BPE_BAGS)}, got {self.bpe_bag!r}")
+        bag, lo, hi = self.bpe_bag_settings()
+        if bag != "all" and (self.bpe_min_len is not None or self.bpe_max_len is not None):
+            raise UsageError("--bpe-min-len and --bpe-max-len are only used with --bpe-bag all")
+        _int_range("--bpe-min-len", lo, 1, 1_000)
+        _int_range("--bpe-max-len", hi, 0, 1_000)
+        if hi and hi < lo:
+            raise UsageError(f"--bpe-max-len {hi} is below --bpe-min-len {lo} (0 = no bound)")
 
     def settings(self) -> dict:
         """The options as stored in a model's metadata."""

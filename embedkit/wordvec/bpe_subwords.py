@@ -1,4 +1,5 @@
-"""BPE subwords (``--subwords bpe``): a word's subword rows are its BPE pieces.
+"""BPE subwords (``--subwords bpe``): ``--bpe-bag segmentation`` makes a word's subword rows its
+BPE pieces; ``--bpe-bag all`` makes them every BPE token the word contains (``bpe_bag``).
 
 How a word is split: as it appears in running text. A byte-level (GPT-2 style) tokenizer sees
 almost every word after a space, so its merges build pieces such as ``Ġcat``; we therefore encode
@@ -48,7 +49,7 @@ class BpePieces:
         return self.rows_many([word])[0]
 
     def to_meta(self) -> dict:
-        return {"kind": self.kind, "leading_space": self.leading_space,
+        return {"kind": self.kind, "bag": "segmentation", "leading_space": self.leading_space,
                 "files": self.tokenizer.to_files()}
 
     @classmethod
@@ -58,3 +59,60 @@ class BpePieces:
         scheme = cls(BPETokenizer.from_files(meta["files"], "model subwords"))
         scheme.leading_space = bool(meta.get("leading_space", scheme.leading_space))
         return scheme
+
+
+class BpeBag:
+    """``--bpe-bag all``: a word's subword rows are all the BPE tokens it contains (see bpe_bag)."""
+
+    kind = "bpe"
+    bag = "all"
+
+    def __init__(self, tokenizer, min_len: int = 2, max_len: int = 0, where: str = "tokenizer"):
+        from .bpe_bag import BagIndex
+
+        self.tokenizer = tokenizer
+        self.index = BagIndex(tokenizer, min_len, max_len, where)
+
+    @classmethod
+    def load(cls, tokdir: str | os.PathLike, min_len: int = 2, max_len: int = 0) -> "BpeBag":
+        from ..bpe.model import BPETokenizer
+
+        return cls(BPETokenizer.load(tokdir), min_len, max_len, os.fspath(tokdir))
+
+    @property
+    def size(self) -> int:
+        """Rows in the subword table (2 per token for byte-level: plain and suffix n-gram)."""
+        return self.index.size
+
+    def rows(self, word: str) -> np.ndarray:
+        return self.index.rows(word)
+
+    def table(self, words: list[str], first_row: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.index.table(words, first_row)
+
+    def to_meta(self) -> dict:
+        return {"kind": self.kind, "bag": self.bag, "min_len": self.index.min_len,
+                "max_len": self.index.max_len, "files": self.tokenizer.to_files()}
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "BpeBag":
+        from ..bpe.model import BPETokenizer
+
+        return cls(BPETokenizer.from_files(meta["files"], "model subwords"), int(meta["min_len"]),
+                   int(meta["max_len"]), "model subwords")
+
+
+def load_scheme(tokdir: str | os.PathLike, bag: str, min_len: int, max_len: int):
+    """The ``--subwords bpe`` scheme for ``--bpe-bag`` ``bag``."""
+    if bag == "all":
+        return BpeBag.load(tokdir, min_len, max_len)
+    return BpePieces.load(tokdir)
+
+
+def scheme_from_meta(meta: dict):
+    """Models saved before ``--bpe-bag`` existed have no ``bag``: they are segmentations."""
+    if meta.get("bag", "segmentation") == "all":
+        return BpeBag.from_meta(meta)
+    if meta.get("bag", "segmentation") != "segmentation":
+        raise ValueError(f"unknown BPE bag {meta['bag']!r}")
+    return BpePieces.from_meta(meta)

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..errors import TrainingError
-from ..progress import bar
+from ..progress import bar, figure
 from ..subwords import EOS
 from . import kernels as K
 from .args import TrainOptions, check_memory
@@ -44,14 +44,16 @@ def train(corpus, *, model: str = "cbow", dim: int = 100, window: int = 5, negat
           epochs: int = 5, min_count: int = 5, max_vocab: int | None = None, sample: float = 1e-4,
           lr: float = 0.05, threads: int = 1, seed: int = 0, subwords: str = "none", minn: int = 3,
           maxn: int = 6, buckets: int = 2_000_000, tokenizer=None, lowercase: bool = False,
-          quiet: bool = True):
+          bpe_bag: str | None = None, bpe_min_len: int | None = None,
+          bpe_max_len: int | None = None, quiet: bool = True):
     """Train word vectors on ``corpus`` (paths, ``'-'`` for stdin, or an iterable of str lines).
 
     Returns an ``embedkit.Vectors`` (``.save_native(path)``, ``.save_vec(path)``, queries).
     """
     opts = TrainOptions(model, dim, window, negative, epochs, min_count, max_vocab, sample, lr,
                         threads, seed, subwords, minn, maxn, buckets,
-                        None if tokenizer is None else os.fspath(tokenizer), lowercase)
+                        None if tokenizer is None else os.fspath(tokenizer), lowercase,
+                        bpe_bag=bpe_bag, bpe_min_len=bpe_min_len, bpe_max_len=bpe_max_len)
     result = fit(corpus, opts, quiet=quiet)
     return as_vectors(result)
 
@@ -71,9 +73,9 @@ def make_scheme(opts: TrainOptions):
 
         return CharNgrams(opts.minn, opts.maxn, opts.buckets)
     if opts.subwords == "bpe":
-        from .bpe_subwords import BpePieces
+        from .bpe_subwords import load_scheme
 
-        return BpePieces.load(opts.tokenizer)
+        return load_scheme(opts.tokenizer, *opts.bpe_bag_settings())
     return None
 
 
@@ -90,6 +92,9 @@ def subword_table(scheme, words: list[str]) -> tuple[np.ndarray, np.ndarray, int
         data = np.frombuffer(b"".join(enc), dtype=np.uint8)
         ptr, ids = K.fnv1a_ngram_rows(data, offsets, scheme.minn, scheme.maxn, scheme.buckets, nw)
         return ptr, ids, scheme.buckets
+    if getattr(scheme, "bag", "") == "all":
+        ptr, ids = scheme.table(words, nw)
+        return ptr, ids, scheme.size
     rows = scheme.rows_many(words)
     ptr = np.zeros(nw + 1, np.int64)
     np.cumsum([len(r) + 1 for r in rows], out=ptr[1:])
@@ -224,7 +229,8 @@ def _run_epochs(sp, vocab: Vocab, ptr, sub, win, wout, opts: TrainOptions, quiet
                     last = tot
                 rate = done / max(time.perf_counter() - start, 1e-9) / T
                 lr = opts.lr * max(1 - done / total, 1e-4)
-                b.set_postfix_str(f"loss={loss:.4f} lr={lr:.5f} w/s/thread={rate:,.0f}", refresh=False)
+                b.set_postfix_str(f"loss={figure(loss)} lr={lr:.5f} w/s/thread={rate:,.0f}",
+                                  refresh=False)
         except BaseException:  # Ctrl-C, possibly while threads were starting
             stop[0] = 1
             for w in workers:

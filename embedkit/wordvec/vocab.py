@@ -16,6 +16,8 @@ kernel cuts a sentence longer than ``MAX_SENT`` kept tokens into several, as gen
 from __future__ import annotations
 
 import os
+import tempfile
+import weakref
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +44,7 @@ class SpooledCorpus:
     counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # provisional id -> count
     chunks: array = field(default_factory=lambda: array("q", [0]))  # sentence-aligned offsets
     tokens: int = 0
+    file: object = None  # the open spool (it has no name: closing it frees the space)
 
     def add_counts(self, c: np.ndarray) -> None:
         if len(c) > len(self.counts):
@@ -122,9 +125,22 @@ class _Spooler:
 
 
 def spool_corpus(corpus: Iterable, folder: Path, lowercase: bool = False, bar=None) -> SpooledCorpus:
-    """Stream ``corpus`` (paths, ``-`` for stdin, or an iterable of str lines) into ``folder/ids.i32``."""
-    out = SpooledCorpus(folder / "ids.i32")
-    with open(out.path, "wb") as f:
+    """Stream ``corpus`` (paths, ``-`` for stdin, or an iterable of str lines) into a temp file.
+
+    The file has no name from the start (``tempfile.TemporaryFile``: ``O_TMPFILE``, or unlinked
+    as soon as it is open), so a run killed by SIGKILL or the OOM killer leaves no spool of 4
+    bytes a token behind. ``path`` reopens it while the process lives (``/proc/self/fd``); where
+    there is no such folder it is a plain ``folder/ids.i32``, removed with ``folder``.
+    """
+    f = tempfile.TemporaryFile(dir=folder)
+    proc = Path(f"/proc/self/fd/{f.fileno()}")
+    if not proc.exists():
+        f.close()
+        f = open(folder / "ids.i32", "w+b")
+        proc = folder / "ids.i32"
+    out = SpooledCorpus(proc, file=f)
+    weakref.finalize(out, f.close)  # the spool lives as long as the object that reads it
+    try:
         sp = _Spooler(out, f, lowercase)
         paths = _as_paths(corpus)
         if paths is not None:
@@ -144,6 +160,10 @@ def spool_corpus(corpus: Iterable, folder: Path, lowercase: bool = False, bar=No
             if batch:
                 sp.add_text("\n".join(batch))
         sp.finish()
+        f.flush()
+    except BaseException:
+        f.close()
+        raise
     return out
 
 

@@ -38,17 +38,88 @@ def save_native(path: str | os.PathLike, words: list[str], vectors: np.ndarray, 
     write_store(path, KIND, meta, arrays)
 
 
+MAX_NGRAM = 100  # fastText's own header check allows minn/maxn up to this
+
+
 def load_native(path: str | os.PathLike, mmap: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Return ``(meta, arrays)`` after checking that they agree with each other."""
+    """Return ``(meta, arrays)`` after checking every field against the others (a repeated word
+    is found when the vocabulary index is first built: hashing 2M words would double the time
+    to open).
+
+    ``meta["subwords"]`` comes back as the scheme's checked metadata (``{"kind": "none"}`` when
+    absent): rows in range for every word, so a lookup can never index past the table.
+    """
     meta, arrays = read_store(path, KIND, mmap=mmap)
+
+    def bad(field: str, problem: str) -> InputError:
+        return InputError(path, f"corrupt native model: {field} {problem}")
+
     words = meta.get("words")
+    try:
+        if not isinstance(words, list):
+            raise TypeError
+        "".join(words)  # all strings? at C speed on 2M words
+    except TypeError:
+        raise bad("meta 'words'", "is not a list of strings") from None
+    if not words:
+        raise InputError(path, "empty model: no vectors")
     vec = arrays.get("vectors")
-    if not isinstance(words, list) or vec is None or vec.ndim != 2 or vec.shape[0] != len(words):
-        raise InputError(path, "corrupt native model: vocabulary and vectors disagree")
-    for name in ("counts", "input", "output"):
-        if name in arrays and arrays[name].shape[0] != len(words):
-            raise InputError(path, f"corrupt native model: {name} has the wrong number of rows")
-    sub = meta.get("subwords") or {"kind": "none"}
-    if sub.get("kind", "none") != "none" and "subword_rows" not in arrays:
-        raise InputError(path, "corrupt native model: subword rows missing")
+    if vec is None:
+        raise bad("array 'vectors'", "is missing")
+    _float_rows(bad, "vectors", vec, len(words), None)
+    dim = meta.get("dim", vec.shape[1])
+    if type(dim) is not int or dim != vec.shape[1] or dim < 1:
+        raise bad("meta 'dim'", f"{dim!r} disagrees with the vectors' {vec.shape[1]} columns")
+    counts = arrays.get("counts")
+    if counts is not None and (counts.dtype.kind not in "iu" or counts.shape != (len(words),)):
+        raise bad("array 'counts'", f"must be {len(words)} integers, is {counts.dtype} "
+                                    f"{list(counts.shape)}")
+    for name in ("input", "output"):
+        if name in arrays:
+            _float_rows(bad, name, arrays[name], len(words), dim)
+    for name in ("settings",):
+        if not isinstance(meta.get(name, {}), dict):
+            raise bad(f"meta {name!r}", "is not an object")
+    sub = meta.get("subwords", {"kind": "none"})
+    rows = arrays.get("subword_rows")
+    meta["subwords"] = _check_subwords(bad, sub, rows, dim)
     return meta, arrays
+
+
+def _float_rows(bad, name: str, a: np.ndarray, rows: int | None, dim: int | None) -> None:
+    """``a`` must be float32 [rows, dim] (``None``: any count), non-empty."""
+    want = f"float32 [{rows if rows is not None else 'N'}, {dim if dim is not None else 'D'}]"
+    if a.dtype != np.float32 or a.ndim != 2 or (rows is not None and a.shape[0] != rows) \
+            or (dim is not None and a.shape[1] != dim) or a.shape[1] == 0:
+        raise bad(f"array {name!r}", f"is {a.dtype} {list(a.shape)}, expected {want}")
+
+
+def _check_subwords(bad, sub, rows: np.ndarray | None, dim: int) -> dict:
+    """The subword metadata, checked against the ``subword_rows`` table it indexes."""
+    if not isinstance(sub, dict):
+        raise bad("meta 'subwords'", "is not an object")
+    kind = sub.get("kind", "none")
+    if kind == "none":
+        return {"kind": "none"}
+    if rows is None:
+        raise bad("array 'subword_rows'", f"is missing (the model has {kind!r} subwords)")
+    _float_rows(bad, "subword_rows", rows, None, dim)
+    if kind == "char":
+        minn, maxn, buckets = (sub.get(k) for k in ("minn", "maxn", "buckets"))
+        if not all(type(v) is int for v in (minn, maxn, buckets)) or \
+                not 0 <= minn <= maxn <= MAX_NGRAM or maxn < 1:
+            raise bad("meta 'subwords'", f"n-gram lengths minn={minn!r} maxn={maxn!r} are not "
+                                         f"0 <= minn <= maxn <= {MAX_NGRAM}")
+        if buckets != rows.shape[0] or buckets < 1:
+            raise bad("meta 'subwords'", f"buckets={buckets!r} but 'subword_rows' has "
+                                         f"{rows.shape[0]} rows")
+        return sub
+    if kind == "bpe":
+        files = sub.get("files")
+        if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                  for k, v in files.items()):
+            raise bad("meta 'subwords'", "'files' is not an object of file texts")
+        if not isinstance(sub.get("leading_space", False), bool):
+            raise bad("meta 'subwords'", "'leading_space' is not true or false")
+        return sub
+    raise bad("meta 'subwords'", f"has unknown kind {kind!r} (none, char or bpe)")

@@ -12,7 +12,8 @@ import numpy as np
 
 from ...errors import InputError, UsageError
 from ...io import atomic_write
-from .checks import MAX_DIM, check_byte_order, check_model, decode_words, read_bytes
+from .checks import (MAX_DIM, WordPolicy, check_byte_order, check_model, decode_words,
+                     drop_duplicates, read_bytes)
 
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f]")
 
@@ -31,10 +32,11 @@ def parse_header(path, data: bytes) -> tuple[int, int, int]:
     return n, dim, nl + 1
 
 
-def read(path: str | os.PathLike, limit: int | None = None, data: bytes | None = None
+def read(path: str | os.PathLike, limit: int | None = None, policy: WordPolicy | None = None
          ) -> tuple[list[str], np.ndarray]:
-    if data is None:
-        data = read_bytes(path)
+    """``(words, float32 [N, D])``; odd words follow ``policy`` (default ``WordPolicy()``)."""
+    policy = policy if policy is not None else WordPolicy()
+    data = read_bytes(path)
     n, dim, pos = parse_header(path, data)
     want = n if limit is None else min(n, limit)
     rec = 4 * dim
@@ -62,9 +64,9 @@ def read(path: str | os.PathLike, limit: int | None = None, data: bytes | None =
     for i, off in enumerate(offsets):
         vectors[i] = np.frombuffer(data, "<f4", dim, off)
     check_byte_order(path, vectors)
-    words = decode_words(path, raw)
-    check_model(path, words, vectors)
-    return words, vectors
+    words = decode_words(path, raw, policy=policy)
+    check_model(path, words, vectors, duplicates_ok=not policy.strict)
+    return drop_duplicates(words, vectors, policy)
 
 
 def write(path: str | os.PathLike, words: list[str], vectors: np.ndarray) -> None:
@@ -80,7 +82,7 @@ def write(path: str | os.PathLike, words: list[str], vectors: np.ndarray) -> Non
         f.write(f"{n} {dim}\n".encode())
         parts = []
         for i, w in enumerate(words):
-            parts.append(w.encode("utf-8") + b" " + vectors[i].tobytes() + b"\n")
+            parts.append(w.encode("utf-8", "surrogateescape") + b" " + vectors[i].tobytes() + b"\n")
             if len(parts) == 4096:
                 f.write(b"".join(parts))
                 parts = []

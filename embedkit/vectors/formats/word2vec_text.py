@@ -14,10 +14,12 @@ import numpy as np
 
 from ...errors import InputError, UsageError
 from ...io import atomic_write
-from .checks import MAX_DIM, check_model, decode_words, read_bytes
+from .checks import (MAX_DIM, WordPolicy, check_model, decode_words, drop_duplicates,
+                     opened)
 
 _FORMAT_VALUES = 1 << 17  # values formatted per thread per step: bounds the write buffers (~5 MiB)
 _KERNEL_MIN_BYTES = 8 << 20  # below this, importing Numba costs more than it saves
+_BLOCK = 64 << 20  # bytes of whole lines parsed at a time
 
 
 def _header(first: bytes) -> tuple[int, int] | None:
@@ -27,32 +29,51 @@ def _header(first: bytes) -> tuple[int, int] | None:
     return None
 
 
-def read(path: str | os.PathLike, limit: int | None = None, data: bytes | None = None
+def read(path: str | os.PathLike, limit: int | None = None, policy: WordPolicy | None = None
          ) -> tuple[list[str], np.ndarray]:
-    """Return ``(words, float32 [N, D])``; accepts trailing spaces, CRLF, a BOM, no header."""
-    if data is None:
-        data = read_bytes(path)
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    end = _rstrip_len(data)
-    if end == 0:
+    """Return ``(words, float32 [N, D])``; accepts trailing spaces, CRLF, a BOM, no header.
+
+    The file is streamed in blocks of whole lines (memory: the matrix plus one block), after a
+    first pass that counts its lines: the matrix is sized by the lines really there, never by
+    what a header claims. Odd words follow ``policy`` (default: ``WordPolicy()``).
+    """
+    policy = policy if policy is not None else WordPolicy()
+    with opened(path) as f:
+        try:
+            return _read(path, f, limit, policy)
+        except OSError as e:
+            raise InputError(path, f"cannot read: {e.strerror}") from None
+
+
+def _read(path, f, limit, policy):
+    size = os.fstat(f.fileno()).st_size
+    bom = 3 if f.read(3) == b"\xef\xbb\xbf" else 0
+    end = _content_end(f, size)
+    if end <= bom:
         raise InputError(path, "empty model: no vectors")
-    if b"\x00" in data:
+    f.seek(bom)
+    first = f.readline(end - bom)
+    if b"\x00" in first:
         raise InputError(path, "NUL bytes in a text vector file (a binary file?)")
-    nl = data.find(b"\n")
-    head = _header(data[:nl] if nl >= 0 else data)
+    head = _header(first)
     if head:
         n, dim = head
         if n == 0 or dim == 0:
             raise InputError(path, f"empty model: the header says {n} vectors of dimension {dim}", 1)
         if dim > MAX_DIM:
             raise InputError(path, f"implausible dimension {dim} in the header", 1)
+        start = bom + len(first)
+        # A vector line takes at least 2·D+1 bytes ("w 1 2 ... D"): a big file's lying header is
+        # refused before the pass that counts lines (a small file's count names the shortfall).
+        if n > (end - start + 1) // (2 * dim + 1) and end - start > _BLOCK:
+            raise InputError(path, f"the header says {n} vectors of dimension {dim}, more than "
+                                   f"the file's {size} bytes can hold", 1)
     else:
-        dim = len((data[:nl] if nl >= 0 else data).split()) - 1
+        dim = len(first.split()) - 1
         if dim <= 0:
             raise InputError(path, "no vector on the first line (expected 'word v1 ... vD')", 1)
-    start = (nl + 1 if nl >= 0 else len(data)) if head else 0
-    n_lines = data.count(b"\n", start, end) + 1 if end > start else 0
+        start = bom
+    n_lines = _count_lines(f, start, end)
     if head:
         if n_lines < n:
             raise InputError(path, f"truncated: the header says {n} vectors but the file has "
@@ -63,24 +84,81 @@ def read(path: str | os.PathLike, limit: int | None = None, data: bytes | None =
     if limit is not None:
         n_lines = min(n_lines, limit)
     first_line = 2 if head else 1
-    if end - start >= _KERNEL_MIN_BYTES:
-        raw_words, vectors = _parse_fast(path, data, start, end, n_lines, dim, first_line, bool(head))
-    else:
-        raw_words, vectors = _parse(path, data[start:end], n_lines, dim, first_line, bool(head))
-    words = decode_words(path, raw_words, first_line)
-    check_model(path, words, vectors, first_line)
-    return words, vectors
+    vectors = np.empty((n_lines, dim), np.float32)
+    raw_words: list[bytes] = []
+    for block, row, count in _line_blocks(f, start, end, n_lines):
+        if b"\x00" in block:
+            raise InputError(path, "NUL bytes in a text vector file (a binary file?)")
+        parse = _parse_fast if len(block) >= _KERNEL_MIN_BYTES else _parse
+        raw_words += parse(path, block, count, dim, first_line + row, bool(head),
+                           vectors[row:row + count], policy)
+    words = decode_words(path, raw_words, first_line, policy)
+    del raw_words  # a 2M-word file: ~100 MB of bytes objects
+    check_model(path, words, vectors, first_line, duplicates_ok=not policy.strict)
+    return drop_duplicates(words, vectors, policy)
 
 
-def _parse(path, body: bytes, n_lines, dim, first_line, has_header):
-    """Small files: C-level splits and one ``np.fromstring`` (no Numba import)."""
+def _content_end(f, size: int) -> int:
+    """File offset just past the last byte that is not whitespace (read backwards in blocks)."""
+    pos = size
+    while pos > 0:
+        lo = max(0, pos - (1 << 16))
+        f.seek(lo)
+        k = _rstrip_len(f.read(pos - lo))
+        if k:
+            return lo + k
+        pos = lo
+    return 0
+
+
+def _count_lines(f, start: int, end: int) -> int:
+    if end <= start:
+        return 0
+    f.seek(start)
+    n, pos = 1, start
+    while pos < end:
+        chunk = f.read(min(_BLOCK, end - pos))
+        if not chunk:
+            break
+        n += chunk.count(b"\n")
+        pos += len(chunk)
+    return n
+
+
+def _line_blocks(f, start: int, end: int, n_lines: int):
+    """``(block, first row, lines)``: whole lines of ``[start, end)``, about ``_BLOCK`` bytes
+    each, without their final newline, until ``n_lines`` lines were given."""
+    f.seek(start)
+    pos, row, carry = start, 0, b""
+    while pos < end and row < n_lines:
+        chunk = f.read(min(_BLOCK, end - pos))
+        if not chunk:
+            break
+        pos += len(chunk)
+        data = carry + chunk if carry else chunk
+        cut = len(data) if pos >= end else data.rfind(b"\n")
+        if cut < 0:
+            carry = data
+            continue
+        block, carry = data[:cut], data[cut + 1:]
+        count = min(block.count(b"\n") + 1, n_lines - row)
+        yield block, row, count
+        row += count
+
+
+def _parse(path, body: bytes, n_lines, dim, first_line, has_header, out, policy) -> list[bytes]:
+    """Small blocks: C-level splits and one ``np.fromstring`` (no Numba import)."""
     split = [line.partition(b" ") for line in body.split(b"\n", n_lines)[:n_lines]]
     raw_words = [s[0].rstrip(b"\r") for s in split]
     rests = [s[2].strip() for s in split]
     counts = [r.count(b" ") for r in rests]
     if counts.count(dim - 1) != len(counts) or b"" in raw_words:
-        _check_fields(path, raw_words, rests, dim, first_line, has_header)
-    return raw_words, _floats(path, rests, dim, first_line, list(range(len(rests))))
+        for i, (c, w) in enumerate(zip(counts, raw_words)):
+            if c != dim - 1 or not w:
+                raw_words[i], rests[i] = _fields(path, w, rests[i], dim, first_line + i,
+                                                 has_header, policy)
+    out[:] = _floats(path, rests, dim, first_line, list(range(len(rests))))
+    return raw_words
 
 
 def _floats(path, rests: list[bytes], dim: int, first_line: int, rows: list[int]) -> np.ndarray:
@@ -94,11 +172,12 @@ def _floats(path, rests: list[bytes], dim: int, first_line: int, rows: list[int]
     return flat.reshape(len(rests), dim)
 
 
-def _parse_fast(path, data: bytes, start, end, n_lines, dim, first_line, has_header):
-    """Big files: the Numba parser (~15x faster), exact; odd lines re-parsed by ``_floats``."""
+def _parse_fast(path, data: bytes, n_lines, dim, first_line, has_header, vectors, policy
+                ) -> list[bytes]:
+    """Big blocks: the Numba parser (~15x faster), exact; odd lines re-parsed by ``_floats``."""
     from ..kernels import BAD_COUNT, RECHECK, parse_vec_lines
 
-    vectors = np.empty((n_lines, dim), np.float32)
+    start, end = 0, len(data)
     ws = np.empty(n_lines, np.int64)
     we = np.empty(n_lines, np.int64)
     status = np.empty(n_lines, np.int8)
@@ -122,17 +201,15 @@ def _parse_fast(path, data: bytes, start, end, n_lines, dim, first_line, has_hea
         stop = data.find(b"\n", int(we[i]), end)
         return data[ws[i]:we[i]].rstrip(b"\r"), data[we[i]:stop if stop >= 0 else end].strip()
 
-    bad = np.flatnonzero((status == BAD_COUNT) | (ws == we))
-    if bad.size:
-        i = int(bad[0])
-        word, rest = line_parts(i)
-        _check_fields(path, [word], [rest], dim, first_line + i, has_header)
+    raw_words = [data[a:b] for a, b in zip(ws.tolist(), we.tolist())]
+    for i in np.flatnonzero((status == BAD_COUNT) | (ws == we)).tolist():
+        raw_words[i], rest = _fields(path, *line_parts(i), dim, first_line + i, has_header, policy)
+        vectors[i] = _floats(path, [rest], dim, first_line, [i])[0]
     recheck = np.flatnonzero(status == RECHECK).tolist()
     if recheck:
         rests = [line_parts(i)[1] for i in recheck]
         vectors[recheck] = _floats(path, rests, dim, first_line, recheck)
-    raw_words = [data[a:b] for a, b in zip(ws.tolist(), we.tolist())]
-    return raw_words, vectors
+    return raw_words
 
 
 def _rstrip_len(data: bytes) -> int:
@@ -160,16 +237,21 @@ def _line_chunks(data: bytes, start: int, end: int, n_lines: int, parts: int):
     return out
 
 
-def _check_fields(path, raw_words, rests, dim, first_line, has_header) -> None:
-    """Slow path: name the first line whose shape is wrong (tabs and double spaces are fine)."""
-    for i, (w, r) in enumerate(zip(raw_words, rests)):
-        line = first_line + i
-        if not w.strip():
-            raise InputError(path, "blank line or line starting with a space (expected a word)", line)
-        got = len(r.split())
-        if got != dim:
-            said = " (the header says %d)" % dim if has_header else f" (the first line has {dim})"
-            raise InputError(path, f"expected {dim} values after the word, found {got}{said}", line)
+def _fields(path, word: bytes, rest: bytes, dim, line, has_header, policy) -> tuple[bytes, bytes]:
+    """``(word, values)`` of a line whose shape the fast check doubted; tabs and double spaces
+    are fine. More than D values: the leading fields are the word (GloVe 840B has words with
+    spaces), unless ``policy.strict``."""
+    if not word.strip():
+        raise InputError(path, "blank line or line starting with a space (expected a word)", line)
+    toks = rest.split()
+    got = len(toks)
+    if got == dim:
+        return word, rest
+    if got > dim and not policy.strict:
+        policy.joined += 1
+        return b" ".join([word] + toks[:got - dim]), b" ".join(toks[got - dim:])
+    said = " (the header says %d)" % dim if has_header else f" (the first line has {dim})"
+    raise InputError(path, f"expected {dim} values after the word, found {got}{said}", line)
 
 
 def _find_bad_value(path, rests, dim, lines) -> None:
@@ -219,5 +301,5 @@ def write(path: str | os.PathLike, words: list[str], vectors: np.ndarray, header
             for lo, block, out, ends in blocks:
                 text = out[:ends[-1]].tobytes()
                 starts = [0] + ends[:-1].tolist()
-                f.write(b"".join([w.encode("utf-8") + b" " + text[a:b] for w, a, b in
+                f.write(b"".join([w.encode("utf-8", "surrogateescape") + b" " + text[a:b] for w, a, b in
                                   zip(words[lo:lo + len(block)], starts, ends.tolist())]))

@@ -1,0 +1,185 @@
+"""Supervised fastText models (``.bin`` and quantized ``.ftz``) as predictors for ``classify``.
+
+Predictions are fastText's own (``predict`` of fastText 0.9.2, what ``fasttext predict`` and the
+Python package print): a line is its words plus the end-of-line token ``</s>``, read as
+``Dictionary::getLine`` does — a dictionary word adds its input row (and its char n-gram rows when
+the model has ``maxn > 0``), an unknown word adds its char n-gram rows only, every word (known or
+not) takes part in the hashed word n-grams up to ``wordNgrams``; tokens that are labels are
+dropped, and a literal ``</s>`` ends the line as it does for fastText. The hidden vector is the
+mean of those rows; then softmax, the hierarchical softmax over the label Huffman tree (each
+label's probability is the product along its path), or, for ``ns`` and ``ova``, one sigmoid per
+label from fastText's 512-step table. Probabilities are reported as fastText prints them:
+``exp(log(p + 1e-5))``.
+
+fastText does not store its label prefix (``-label``) in the model: labels are stripped of
+``__label__`` when they all carry it, otherwise of the prefix they share up to its last
+punctuation character (``#pos``/``#neg`` -> ``#``), kept in ``label_prefix``. As in training,
+an unknown token with that prefix is a label, not a word (fastText itself, once it has reloaded
+such a model, only knows its default ``__label__``).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import InputError
+from ..subwords import EOS
+from ..vectors.formats import fasttext_bin
+from ..vectors.formats.checks import WordPolicy
+
+LOSSES = {1: "hs", 2: "ns", 3: "softmax", 4: "ova"}
+FASTTEXT_LABEL = "__label__"  # fastText's default -label
+_BATCH = 8192
+
+
+def load(path: str | os.PathLike) -> "FastTextClassifier":
+    """A predictor (the ``classify`` protocol) for a supervised fastText ``.bin`` or ``.ftz``."""
+    model = fasttext_bin.parse(path, WordPolicy("keep"))
+    if not model.supervised:
+        raise InputError(path, "an unsupervised fastText model (word vectors, no labels): "
+                               "expected a supervised one (fasttext supervised)")
+    if model.version is None:
+        raise InputError(path, "a pre-2017 fastText model: fastText itself no longer reads it "
+                               "as a classifier (retrain or re-save it with fastText >= 0.2)")
+    if not model.labels:
+        raise InputError(path, "supervised fastText model without labels")
+    return FastTextClassifier(model, os.fspath(path))
+
+
+def label_prefix(labels: list[str]) -> str:
+    """The ``-label`` prefix a model was most likely trained with (see the module docstring)."""
+    if all(lab.startswith(FASTTEXT_LABEL) for lab in labels):
+        return FASTTEXT_LABEL
+    common = os.path.commonprefix(labels)
+    if len(labels) == 1:
+        common = labels[0][:-1]
+    cut = max((i + 1 for i, c in enumerate(common) if not c.isalnum()), default=0)
+    return common[:cut]
+
+
+def huffman_tree(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Children (left, right) of fastText's hierarchical-softmax tree over label counts
+    (``HierarchicalSoftmaxLoss::buildTree``): leaves 0..L-1, internal node i uses output row
+    i - L, the root is 2L - 2."""
+    osz = len(counts)
+    size = 2 * osz - 1
+    count = np.full(size, 10 ** 15, np.int64)
+    count[:osz] = counts
+    left = np.full(size, -1, np.int64)
+    right = np.full(size, -1, np.int64)
+    leaf, node = osz - 1, osz
+    for i in range(osz, size):
+        pick = []
+        for _ in range(2):
+            if leaf >= 0 and count[leaf] < count[node]:
+                pick.append(leaf)
+                leaf -= 1
+            elif node < i:
+                pick.append(node)
+                node += 1
+            else:  # only counts fastText never writes (>= 1e15) get here
+                raise ValueError("label counts do not make a Huffman tree")
+        left[i], right[i] = pick
+        count[i] = count[pick[0]] + count[pick[1]]
+    return left, right
+
+
+class FastTextClassifier:
+    """fastText's supervised model answering ``predict_proba`` as fastText's ``predict`` does."""
+
+    label_style = "fasttext"
+    lowercase = False
+
+    def __init__(self, model: fasttext_bin.FastTextModel, path: str = ""):
+        from . import fasttext_kernels as K
+
+        self.model, self.path = model, path
+        a = model.args
+        self.loss = LOSSES[a["loss"]]
+        self.multilabel = self.loss == "ova"
+        full = [lab.decode("utf-8", "surrogateescape") for lab in model.labels]
+        self.label_prefix = label_prefix(full)
+        self.labels = [lab[len(self.label_prefix):] for lab in full]
+        nw = model.nwords
+        self._ids = {w: i for i, w in enumerate(model.keys)}
+        for j, lab in enumerate(full):
+            self._ids.setdefault(lab, nw + j)
+        self._nvocab = nw + len(full)
+        self._vptr, self._vids = model.bags(model.keys, own_rows=True)
+        self._vhash = _hashes(model.keys)
+        if self.loss == "hs":
+            try:
+                self._left, self._right = huffman_tree(model.label_counts)
+            except ValueError as e:
+                raise InputError(path, f"corrupt fastText dictionary: {e}") from None
+        else:
+            self._left = self._right = np.zeros(1, np.int64)
+        self._table = K.sigmoid_table()
+        nl = len(full)
+        self._scale = (model.output_norms if model.output_norms is not None
+                       else np.ones(nl, np.float32)).astype(np.float32)
+        self._out = np.ascontiguousarray(model.output, dtype=np.float32)
+        self._inp = model.input
+        pruned = model.prune_keys is not None
+        self._prune = (pruned, model.prune_keys if pruned else np.zeros(0, np.int64),
+                       model.prune_rows if pruned else np.zeros(0, np.int32))
+
+    def __repr__(self) -> str:
+        m = self.model
+        return (f"<fastText classifier {len(self.labels)} labels, loss {self.loss}, "
+                f"{m.nwords} words, dim {m.args['dim']}{', quantized' if m.quantized else ''}>")
+
+    def predict_proba(self, texts: list[list[str]]) -> np.ndarray:
+        """float32 [len(texts), len(labels)]: fastText's probability of each label per line."""
+        texts = list(texts)
+        result = np.empty((len(texts), len(self.labels)), np.float32)
+        for lo in range(0, len(texts), _BATCH):
+            self._predict(texts[lo:lo + _BATCH], result[lo:lo + _BATCH])
+        if not np.isfinite(result).all():
+            raise InputError(self.path, "non-finite value (NaN or inf) in the model's input "
+                                        "matrix: the predictions are undefined")
+        return result
+
+    def _predict(self, texts: list[list[str]], result: np.ndarray) -> None:
+        from . import fasttext_kernels as K
+
+        get = self._ids.get
+        nvocab = self._nvocab
+        oov: dict[str, int] = {}
+        seq: list[int] = []
+        line_ptr = np.zeros(len(texts) + 1, np.int64)
+        for i, words in enumerate(texts):
+            words = list(words[:words.index(EOS)] if EOS in words else words)
+            words.append(EOS)
+            ids = [get(w, -1) for w in words]
+            if -1 in ids:
+                for k, w in enumerate(words):
+                    if ids[k] < 0:
+                        ids[k] = nvocab + oov.setdefault(w, len(oov))
+            seq.extend(ids)
+            line_ptr[i + 1] = len(seq)
+        oov_words = list(oov)
+        if oov_words:
+            optr, oids = self.model.bags(oov_words, own_rows=False)
+            ohash = _hashes(oov_words)
+        else:
+            optr, oids, ohash = np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64)
+        prefix = self.label_prefix
+        olabel = np.array([bool(prefix) and w.startswith(prefix) for w in oov_words], np.bool_)
+        a = self.model.args
+        pruned, pkeys, prows = self._prune
+        K.predict_lines(line_ptr, np.asarray(seq, np.int64), self.model.nwords, nvocab,
+                        self._vptr, self._vids, self._vhash, optr, oids, ohash, olabel,
+                        max(a["wordNgrams"], 1), a["bucket"], pruned, pkeys, prows, self._inp,
+                        self._out, self._scale, a["loss"], self._table, self._left, self._right,
+                        result)
+
+
+def _hashes(words: list[str]) -> np.ndarray:
+    from . import fasttext_kernels as K
+
+    enc = [w.encode("utf-8", "surrogateescape") for w in words]
+    offsets = np.zeros(len(enc) + 1, np.int64)
+    np.cumsum([len(e) for e in enc], out=offsets[1:])
+    return K.word_hashes(np.frombuffer(b"".join(enc), np.uint8), offsets)

@@ -1,0 +1,190 @@
+"""``Classifier``: a trained fastText-style supervised model, and ``load_model``, the one sniffer
+that opens any classifier embedkit can apply (its own, fastText ``.bin``/``.ftz``, a fine-tuned
+encoder) as a predictor (``labels``, ``label_style``, ``multilabel``, ``lowercase``,
+``predict_proba(texts)``).
+
+The model file (``modelfile``) is an ``embedkit.store`` of kind ``"classifier"``. Only the
+n-gram buckets that training text hashed to are stored (``bucket_ids`` names them); a bucket
+first seen at prediction counts as a zero row in the mean (fastText's would be its untouched
+random initial value), so a 2M-bucket model takes MBs instead of 2M x dim floats.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ..errors import InputError, UsageError
+
+FASTTEXT_MAGIC = 793712314
+_STORE_PREFIX = struct.Struct("<8sIIQ")  # embedkit.store's fixed prefix
+
+
+def _sniff(path: str) -> tuple[str, str | None]:
+    """("fasttext" | "store" | "other", store kind or a description of what the file is)."""
+    from ..corpus import open_file
+
+    with open_file(path, expected="a classifier model file") as f:
+        head = f.read(_STORE_PREFIX.size)
+        if len(head) >= 4 and struct.unpack("<i", head[:4])[0] == FASTTEXT_MAGIC:
+            return "fasttext", None
+        if head[:8] == b"EMBEDKIT" and len(head) == _STORE_PREFIX.size:
+            _, _, _, n = _STORE_PREFIX.unpack(head)
+            try:
+                kind = json.loads(f.read(min(n, 1 << 30)).decode("utf-8")).get("kind")
+            except (UnicodeDecodeError, ValueError, AttributeError):
+                raise InputError(path, "corrupt embedkit file header") from None
+            return "store", str(kind)
+        return "other", None
+
+
+def load_model(path: str | os.PathLike):
+    """Open MODEL for ``classify test`` / ``predict``: an embedkit classifier, a fastText
+    supervised ``.bin``/``.ftz`` or a fine-tuned encoder; anything else is a one-line InputError."""
+    name = os.fspath(path)
+    if os.path.isdir(name):
+        from ..encoder.checkpoint import FILE
+
+        what = ("an encoder folder (ENCDIR)" if os.path.exists(os.path.join(name, FILE)) else
+                "a tokenizer folder (TOKDIR)" if os.path.exists(os.path.join(name, "merges.txt"))
+                else "a folder")
+        raise InputError(name, f"is {what}, expected a classifier model file "
+                               "(from `classify train`, `encoder finetune` or fastText supervised)")
+    fmt, kind = _sniff(name)
+    if fmt == "fasttext":
+        from . import fasttext
+
+        return fasttext.load(name)
+    if fmt == "store" and kind == "classifier":
+        return Classifier.load(name)
+    if fmt == "store" and kind == "encoder-classifier":
+        from . import finetune
+
+        return finetune.load(name)
+    what = f"an embedkit {kind!r} file" if fmt == "store" else "not a model file embedkit knows"
+    if fmt == "store" and kind == "vectors":
+        what = "a word-vectors model"
+    raise InputError(name, f"{what}, expected a classifier (from `classify train`, "
+                           "`encoder finetune` or fastText supervised .bin/.ftz)")
+
+
+class Classifier:
+    """fastText's supervised model: mean of input rows (words, word n-grams, subwords) -> linear
+    layer -> softmax / hierarchical softmax / negative sampling / one-vs-all sigmoids.
+
+    ``Classifier.train(...)`` fits one (see ``options.ClassifyOptions`` for every option),
+    ``load`` / ``save`` read and write the model file, ``predict`` gives top-k labels and
+    ``test`` scores labelled data the way ``fasttext test`` does (``metrics.evaluate``).
+    """
+
+    def __init__(self, parts):
+        from .tables import Tables
+
+        self.parts = parts  # tables.Parts: settings, vocabulary and matrices
+        self.tables = Tables(parts)
+        self.history: list[dict] = []  # per epoch of training: loss, valid_accuracy
+
+    # -- the predictor protocol -------------------------------------------------------------
+    @property
+    def labels(self) -> list[str]:
+        return self.parts.labels
+
+    @property
+    def label_style(self) -> str:
+        return self.parts.label_style
+
+    @property
+    def multilabel(self) -> bool:
+        return self.parts.settings["loss"] == "ova"
+
+    @property
+    def lowercase(self) -> bool:
+        return bool(self.parts.lowercase)
+
+    @property
+    def label_prefix(self) -> str:
+        return self.parts.settings.get("label_prefix", "__label__")
+
+    @property
+    def words(self) -> list[str]:
+        return self.parts.words
+
+    @property
+    def settings(self) -> dict:
+        return dict(self.parts.settings)
+
+    def predict_proba(self, texts: Sequence[Sequence[str]]) -> np.ndarray:
+        """float32 [n, labels]: each line's label probabilities (texts already split into words)."""
+        return self.tables.predict_proba(texts)
+
+    # -- public API -------------------------------------------------------------------------
+    @classmethod
+    def train(cls, train, **options) -> "Classifier":
+        """Train on ``train`` (a path, ``'-'`` for stdin, or a list of paths).
+
+        Options (fastText's supervised defaults): ``dim=100, lr=0.1, epochs=5, word_ngrams=1,
+        buckets=2_000_000, min_count=1, min_count_label=1, loss='softmax', neg=5,
+        subwords='none', minn=3, maxn=6, tokenizer=None, pretrained_vectors=None, valid=None,
+        label_prefix='__label__', lowercase=False, threads=1, seed=0, quiet=True``.
+        """
+        from .options import ClassifyOptions
+        from .trainer import fit
+
+        warn = options.pop("warn", None)
+        on_epoch = options.pop("on_epoch", None)
+        try:
+            opts = ClassifyOptions(**options).validate()
+        except TypeError as e:
+            raise UsageError(str(e)) from None
+        paths = [train] if isinstance(train, (str, os.PathLike)) else list(train)
+        result = fit([os.fspath(p) for p in paths], opts, warn=warn, on_epoch=on_epoch)
+        model = cls(result.parts)
+        model.history = result.history
+        return model
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Classifier":
+        from .modelfile import read_model
+
+        return cls(read_model(os.fspath(path)))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the model file atomically (an embedkit store of kind ``"classifier"``)."""
+        from .modelfile import write_model
+
+        write_model(os.fspath(path), self.parts)
+
+    def predict(self, texts: Iterable, k: int = 1, threshold: float = 0.0
+                ) -> list[list[tuple[str, float]]]:
+        """Top-k ``(label, probability)`` per text (a str line, or a list of words), best first."""
+        from .metrics import top_k
+
+        if k < 1:
+            raise UsageError(f"k={k}: must be at least 1")
+        lines = [t.split() if isinstance(t, str) else list(t) for t in texts]
+        out = []
+        for i in range(0, len(lines), 1024):
+            scores = self.predict_proba(lines[i:i + 1024])
+            out.extend([[(self.labels[j], p) for j, p in row]
+                        for row in top_k(scores, k, threshold)])
+        return out
+
+    def test(self, data, k: int = 1, threshold: float = 0.0) -> dict:
+        """Score labelled data (a path or list of paths, or ``data.Example`` items): see
+        ``metrics.evaluate`` for the figures."""
+        from .data import Reader
+        from .metrics import evaluate
+
+        if isinstance(data, (str, os.PathLike)):
+            data = [data]
+        data = list(data)
+        if data and all(isinstance(d, (str, os.PathLike)) for d in data):
+            reader = Reader(self.parts.settings.get("label_prefix", "__label__"))
+            return evaluate(self, reader(data), k, threshold)
+        return evaluate(self, data, k, threshold)
+
+
+__all__ = ["Classifier", "load_model"]

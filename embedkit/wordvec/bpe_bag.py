@@ -1,0 +1,128 @@
+"""``--bpe-bag all``: a word's subwords are *every* BPE token it contains, not one segmentation.
+
+This is the lecture's recipe ("given a set of character n-grams each word is treated as a bag of
+character n-grams"): BPE only chooses which n-grams exist; the bag of a word is all of them that
+occur in it, so ``cats`` shares ``Ġcat`` with ``cat`` even when both are single tokens.
+
+How a word is seen: as the tokenizer sees it mid-text, with boundary markers that make prefixes
+and suffixes n-grams of their own, as fastText's ``<`` ``>`` do —
+
+- byte-level: ``" " + word`` in bytes (the token ``Ġcat`` is a prefix, ``cat`` is not), then an
+  end-of-word symbol. GPT-2 vocabularies have no end marker, so every token ``t`` also stands for
+  the suffix n-gram ``t⟩`` with its own row ``V + id(t)``: the subword table has ``2 V`` rows.
+- word mode: the characters, then ``</w>`` (so ``ing</w>`` is a suffix, ``ing`` is not); the
+  table has ``V`` rows.
+
+Lengths are in characters, a marker (space, end of word) counting as one, like fastText's
+``<``; tokens outside ``[min_len, max_len]`` (``max_len`` 0: no bound) are left out, and so are
+special tokens and ``<unk>``. A byte-level token that is a partial UTF-8 character counts the
+characters it starts. A token equal to the whole word *is* included: it is the prefix n-gram
+that links ``cat`` to ``cats``, and the best signal for an unseen word that is a token. A token
+occurring twice in a word is in its bag twice (fastText keeps repeated n-grams too).
+
+Training finds the bags of all vocabulary words in one kernel call over a trie
+(``bpe_bag_kernels``); an unseen word's bag is found in plain Python (a dictionary lookup of each
+of its substrings), a few words at a time, and the tests hold the two to the same output.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+
+BYTE_EOW = 256  # byte-level end-of-word symbol (after the 256 bytes)
+CHAR_EOW = 0x110000  # word-mode end-of-word symbol (after every code point)
+OWN_COPIES = int(__import__("os").environ.get("EK_OWN", "1"))  # EXPERIMENT
+
+
+def _is_continuation(b: int) -> bool:
+    return (b & 0xC0) == 0x80
+
+
+class BagIndex:
+    """The tokens that may be in a bag, as symbol sequences, and how words become symbols."""
+
+    def __init__(self, tokenizer, min_len: int = 2, max_len: int = 0, where: str = "tokenizer"):
+        from ..bpe.pretokenize import from_symbols
+        from ..bpe.trainer import EOW, UNK
+
+        self.byte_level = bool(tokenizer.byte_level)
+        self.lowercase = tokenizer.lowercase
+        self.min_len, self.max_len = int(min_len), int(max_len)
+        vocab = tokenizer.vocab_size
+        skip = set(tokenizer.special_tokens) | ({UNK, UNK + EOW} if not self.byte_level else set())
+        seqs: list[tuple[int, ...]] = []
+        rows: list[int] = []
+        for i in range(vocab):
+            t = tokenizer.id_to_token(i)
+            if t in skip:
+                continue
+            if self.byte_level:
+                raw = from_symbols(t)
+                if raw is None:
+                    if t.startswith(("<", "[")) and t.endswith((">", "]")):
+                        continue  # a special token HF's vocab.json does not declare as one
+                    raise InputError(where, f"token {t!r} is not made of GPT-2 byte symbols: not "
+                                            f"a byte-level BPE vocabulary (--bpe-bag all needs "
+                                            f"byte-level or word-mode BPE)")
+                n = sum(not _is_continuation(b) for b in raw)
+                self._add(seqs, rows, tuple(raw), n, i)
+                self._add(seqs, rows, tuple(raw) + (BYTE_EOW,), n + 1, vocab + i)
+            else:
+                end = t.endswith(EOW)
+                core = t[:-len(EOW)] if end else t
+                if not core:
+                    continue
+                seq = tuple(map(ord, core)) + ((CHAR_EOW,) if end else ())
+                self._add(seqs, rows, seq, len(core) + end, i)
+        if not seqs:
+            raise InputError(where, f"no BPE token of {self.min_len} to "
+                                    f"{self.max_len or 'any'} characters: the bags would be empty")
+        self.seqs, self.token_rows = seqs, rows
+        self.lookup = dict(zip(seqs, rows))
+        self.longest = max(map(len, seqs))
+        self.size = 2 * vocab if self.byte_level else vocab
+        self.alphabet = BYTE_EOW + 1 if self.byte_level else CHAR_EOW + 1
+        self._trie = None
+
+    def _add(self, seqs, rows, seq, n, row) -> None:
+        if n >= self.min_len and (self.max_len == 0 or n <= self.max_len):
+            seqs.append(seq)
+            rows.append(row)
+
+    def symbols(self, word: str) -> list[int]:
+        """The word as the bag sees it: marker, symbols, end-of-word symbol."""
+        from ..bpe.trainer import word_bytes
+
+        if self.lowercase:
+            word = word.lower()
+        if self.byte_level:
+            return [0x20, *word_bytes(word), BYTE_EOW]
+        return [*map(ord, word), CHAR_EOW]
+
+    def rows(self, word: str) -> np.ndarray:
+        """Rows of the tokens in ``word``, by start position then length (the kernel's order)."""
+        s = self.symbols(word)
+        get = self.lookup.get
+        out = []
+        for i in range(len(s)):
+            for j in range(i + 1, min(len(s), i + self.longest) + 1):
+                r = get(tuple(s[i:j]))
+                if r is not None:
+                    out.append(r)
+        return np.array(out, dtype=np.int64)
+
+    def table(self, words: list[str], first_row: int) -> tuple[np.ndarray, np.ndarray]:
+        """CSR bags of many words (own row ``w`` first, then ``first_row`` + token rows)."""
+        from . import bpe_bag_kernels as K
+
+        if self._trie is None:
+            off = np.zeros(len(self.seqs) + 1, np.int64)
+            np.cumsum([len(s) for s in self.seqs], out=off[1:])
+            sym = np.fromiter((c for s in self.seqs for c in s), np.int64, off[-1])
+            self._trie = K.build_trie(sym, off, np.array(self.token_rows, np.int32), self.alphabet)
+        seqs = [self.symbols(w) for w in words]
+        off = np.zeros(len(seqs) + 1, np.int64)
+        np.cumsum([len(s) for s in seqs], out=off[1:])
+        sym = np.fromiter((c for s in seqs for c in s), np.int64, off[-1])
+        return K.bag_table(sym, off, *self._trie, self.alphabet, first_row, OWN_COPIES)
