@@ -5,7 +5,8 @@ byte-level, min frequency 2, 2 threads where the tool has them; tools alternate 
 repetition and the median is reported. Peak memory: the largest process's max RSS (``wait4``) and
 the sampled peak of the RSS summed over the process tree (counts pages shared by forked workers
 more than once). Encode rows: MB/s over every line of the corpus without its line ending, fresh
-tokenizer (empty cache), in this process. Parity: embedkit loads HF's own vocab.json/merges.txt
+tokenizer (empty cache), in this process; every engine runs ``--repeat`` times, alternating, and
+the median is reported (as for learn, subword-nmt included). Parity: embedkit loads HF's own vocab.json/merges.txt
 and must give HF's ids on every line; round trip: decode(encode(line)) == line.
 
     python benchmarks/bench_bpe.py [--corpus ../shared/data/corpus/dev.txt] [--sizes 8000 32000]
@@ -118,13 +119,15 @@ def bench_learn(corpus, sizes, snmt_sizes, repeat, threads, tmp):
         out.mkdir(exist_ok=True)
         cmds = learn_commands(corpus, size, out, threads)
         results = {name: [] for name in cmds}
+        if size in snmt_sizes:
+            results["subword-nmt"] = []
         for _ in range(repeat):
             for name, cmd in cmds.items():  # alternate tools within a repetition
                 results[name].append(measure(cmd))
-        if size in snmt_sizes:
-            with open(corpus, "rb") as f, open(out / "codes", "wb") as codes:
-                results["subword-nmt"] = [measure([sys.executable, "-c", SNMT_LEARN, str(size)],
-                                                  f, codes)]
+            if size in snmt_sizes:  # in the same alternation, as often as the others
+                with open(corpus, "rb") as f, open(out / "codes", "wb") as codes:
+                    results["subword-nmt"].append(
+                        measure([sys.executable, "-c", SNMT_LEARN, str(size)], f, codes))
         for name, runs in results.items():
             secs = statistics.median(r[0] for r in runs)
             rows.append((size, name, secs, max(r[1] for r in runs), max(r[2] for r in runs)))
@@ -141,7 +144,7 @@ def merges_identical(tmp: Path, size: int) -> str:
     return f"DIFFERENT (first difference at line {first})"
 
 
-def bench_encode(corpus: Path, tmp: Path, size: int, threads: int):
+def bench_encode(corpus: Path, tmp: Path, size: int, threads: int, repeat: int = 3):
     import sentencepiece as spm
     from tokenizers import ByteLevelBPETokenizer
 
@@ -160,21 +163,25 @@ def bench_encode(corpus: Path, tmp: Path, size: int, threads: int):
         out = f()
         return out, time.perf_counter() - t
 
-    hf = ByteLevelBPETokenizer(str(d / "vocab.json"), str(d / "merges.txt"))
-    hf_ids, s = timed(lambda: [e.ids for e in hf.encode_batch(lines)])
-    rows.append(("HF tokenizers encode_batch (parallel)", s, mb / s))
-    ek = BPETokenizer.load(d)  # HF's files: no embedkit.json
-    ek_ids, s = timed(lambda: ek.encode_batch(lines))
-    rows.append(("embedkit encode_batch, HF's files, 1 process", s, mb / s))
-    ek2 = BPETokenizer.load(d)
-    _, s = timed(lambda: ek2.encode_batch(lines, threads=threads))
-    rows.append((f"embedkit encode_batch, threads={threads}", s, mb / s))
-    sp = spm.SentencePieceProcessor(model_file=str(d / "spm.model"))
-    _, s = timed(lambda: sp.encode(lines, num_threads=threads))
-    rows.append((f"sentencepiece encode, num_threads={threads}", s, mb / s))
-    s, _, _ = measure([sys.executable, "-m", "embedkit", "bpe", "encode", "-t", str(d / "ek"),
-                       "--ids", str(corpus)])
-    rows.append(("embedkit bpe encode --ids (whole process)", s, mb / s))
+    times: dict[str, list[float]] = {}
+    for _ in range(repeat):  # every engine each repetition, alternating; fresh tokenizers
+        hf = ByteLevelBPETokenizer(str(d / "vocab.json"), str(d / "merges.txt"))
+        hf_ids, s = timed(lambda: [e.ids for e in hf.encode_batch(lines)])
+        times.setdefault("HF tokenizers encode_batch (parallel)", []).append(s)
+        ek = BPETokenizer.load(d)  # HF's files: no embedkit.json
+        ek_ids, s = timed(lambda: ek.encode_batch(lines))
+        times.setdefault("embedkit encode_batch, HF's files, 1 process", []).append(s)
+        ek2 = BPETokenizer.load(d)
+        _, s = timed(lambda: ek2.encode_batch(lines, threads=threads))
+        times.setdefault(f"embedkit encode_batch, threads={threads}", []).append(s)
+        sp = spm.SentencePieceProcessor(model_file=str(d / "spm.model"))
+        _, s = timed(lambda: sp.encode(lines, num_threads=threads))
+        times.setdefault(f"sentencepiece encode, num_threads={threads}", []).append(s)
+        s, _, _ = measure([sys.executable, "-m", "embedkit", "bpe", "encode", "-t", str(d / "ek"),
+                           "--ids", str(corpus)])
+        times.setdefault("embedkit bpe encode --ids (whole process)", []).append(s)
+    for name, ts in times.items():  # the same statistic as the learn rows: the median
+        rows.append((name, statistics.median(ts), mb / statistics.median(ts)))
     mismatches = sum(a != b for a, b in zip(ek_ids, hf_ids)) + abs(len(ek_ids) - len(hf_ids))
     failures = sum(ek.decode(ids) != line for ids, line in zip(ek_ids, lines))
     hf_failures = sum(hf.decode(ids) != line for ids, line in zip(hf_ids, lines))
@@ -431,7 +438,8 @@ def main() -> None:
         print(f"\nmerges.txt embedkit vs HF at {size}: {merges_identical(tmp, size)}")
 
     size = a.encode_size or max(a.sizes)
-    enc, mismatches, failures, hf_failures, n, mb = bench_encode(a.corpus, tmp, size, a.threads)
+    enc, mismatches, failures, hf_failures, n, mb = bench_encode(a.corpus, tmp, size, a.threads,
+                                                                 a.repeat)
     print(f"\n## encode ({n} lines, {mb:.1f} MB without line endings, HF-trained vocab {size})\n")
     print("| tool | seconds | MB/s | vs HF |")
     print("|---|---|---|---|")

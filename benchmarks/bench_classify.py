@@ -11,6 +11,7 @@ lines (fastText through ``model.predict`` on batches of 1024 lines, read and wri
 
     python benchmarks/bench_classify.py            # both sets, 3 repetitions (~10 min)
     python benchmarks/bench_classify.py --quick    # 2 epochs, 1 repetition: checks it runs
+    python benchmarks/bench_classify.py --memory   # peak RSS on 1x and 8x the training lines
 """
 from __future__ import annotations
 
@@ -122,13 +123,29 @@ def bench(name: str, files: dict, tmp: Path, a) -> list[dict]:
                [sys.executable, "-m", "embedkit", "classify", "test", ek_model, files["test"],
                 "--json", "-q"], capture_output=True, text=True, check=True).stdout)["precision_at_k"]}
     agree = sum(x == y for x, y in zip(open(tmp / "fastText.pred"), open(tmp / "embedkit.pred")))
+    size = {"fastText": os.path.getsize(ft_model), "embedkit": os.path.getsize(ek_model)}
     rows = []
     for tool in cmds:
         rows.append({"set": name, "tool": tool, "accuracy": 100 * acc[tool],
+                     "model_mb": size[tool] / 2**20,
                      "train_s": statistics.median(times[tool]), "rss": max(rss[tool]),
                      "lines_s": statistics.median(rates[tool]),
                      "agree": 100 * agree / a.predict_lines})
     return rows
+
+
+def memory(tmp: Path) -> None:
+    """Peak RSS of `classify train` (1 epoch) on pros_cons repeated 1x and 8x: the same
+    vocabulary and n-grams, 8 times the lines; memory must not follow the file size."""
+    files = prepare("pros_cons", tmp, 1)
+    text = Path(files["train"]).read_bytes()
+    print("\n| copies of pros_cons train | file MiB | peak RSS MiB |\n|---:|---:|---:|")
+    for copies in (1, 8):
+        path = tmp / f"x{copies}.txt"
+        path.write_bytes(text * copies)
+        _, rss = run([sys.executable, "-m", "embedkit", "classify", "train", str(path), "-o",
+                      str(tmp / "m.ekc"), "--epochs", "1", "--word-ngrams", "2", "-q"])
+        print(f"| {copies} | {path.stat().st_size / 2**20:.1f} | {rss:.0f} |")
 
 
 def main() -> None:
@@ -142,7 +159,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--predict-lines", type=int, default=200_000)
+    ap.add_argument("--memory", action="store_true", help="only: peak RSS on 1x and 8x the data")
     a = ap.parse_args()
+    if a.memory:
+        with tempfile.TemporaryDirectory(prefix="bench-classify-") as tmp:
+            memory(Path(tmp))
+        return
     if a.quick:
         a.epochs, a.repeat, a.predict_lines = 2, 1, 20_000
     if not DATA.is_dir():
@@ -154,13 +176,14 @@ def main() -> None:
     print(f"\nfastText supervised vs embedkit classify: -epoch {a.epochs} -lr {a.lr} -wordNgrams "
           f"{a.word_ngrams} -dim {a.dim} -thread {a.threads}; times median of {a.repeat}, whole "
           f"process; predict on {a.predict_lines:,} lines\n")
-    print("| set | tool | test accuracy % | train s | train ratio | peak RSS MiB "
+    print("| set | tool | test accuracy % | train s | train ratio | peak RSS MiB | model MiB "
           "| predict lines/s | predict ratio |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         ft = next(x for x in rows if x["set"] == r["set"] and x["tool"] == "fastText")
         print(f"| {r['set']} | {r['tool']} | {r['accuracy']:.2f} | {r['train_s']:.2f} | "
-              f"{r['train_s'] / ft['train_s']:.2f} | {r['rss']:.0f} | {r['lines_s']:,.0f} | "
+              f"{r['train_s'] / ft['train_s']:.2f} | {r['rss']:.0f} | {r['model_mb']:.0f} | "
+              f"{r['lines_s']:,.0f} | "
               f"{r['lines_s'] / ft['lines_s']:.2f} |")
     for name in a.sets:
         r = next(x for x in rows if x["set"] == name)

@@ -7,7 +7,9 @@ For each config (d, heads, layers, ffn, seq, batch) it measures, each in a fresh
   nn.TransformerEncoder under inference_mode, i.e. its fast path), padding counted as tokens;
   "full" = every sequence real, "ragged" = lengths uniform in [seq/2, seq];
 - MLM training-step tokens/s: forward + backward + AdamW, tied output layer over a
-  vocabulary of 8,000, logits only at the masked 15% (torch: dropout 0.1 as its default).
+  vocabulary of 8,000, logits only at the masked 15%. embedkit has no dropout: the "MLM train
+  step" row runs torch with dropout 0 too; the "MLM step, torch p=0.1" row shows torch with its
+  default dropout 0.1 (embedkit unchanged).
 
 - contrastive training-step tokens/s: N = 64 pairs of lengths uniform in [16, 48] pieces
   (padded), mean pooling, dot scores, InfoNCE, forward + backward + AdamW (torch: the same model
@@ -178,7 +180,8 @@ def child_torch(cfg, task: str, ragged: bool, reps: int) -> dict:
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
     d, h, nl, f, t, b = cfg
-    layer = torch.nn.TransformerEncoderLayer(d, h, f, dropout=0.1, activation="gelu",
+    dropout = 0.1 if task == "train-dropout" else 0.0  # 0: as embedkit, which has none
+    layer = torch.nn.TransformerEncoderLayer(d, h, f, dropout=dropout, activation="gelu",
                                              batch_first=True, norm_first=False)
     enc = torch.nn.TransformerEncoder(layer, nl, enable_nested_tensor=True)
     emb = torch.nn.Embedding(VOCAB + 3, d)
@@ -241,15 +244,17 @@ def speed_table(reps: int, rounds: int) -> None:
           f"{'ratio':>6} {'RSS MB ours':>12} {'RSS MB torch':>13}")
     for cfg in CONFIGS:
         for task, ragged in (("infer", False), ("infer", True), ("train", False),
-                             ("contrastive", False)):
+                             ("train-dropout", False), ("contrastive", False)):
             ours, theirs = [], []
             for _ in range(rounds):
-                ours.append(spawn("numpy", cfg, task, ragged, reps))
+                ours.append(spawn("numpy", cfg, "train" if task == "train-dropout" else task,
+                                  ragged, reps))
                 theirs.append(spawn("torch", cfg, task, ragged, reps))
             a = max(ours, key=lambda x: x["tokens_per_s"])
             b = max(theirs, key=lambda x: x["tokens_per_s"])
             name = {("infer", False): "inference full", ("infer", True): "inference ragged",
                     ("train", False): "MLM train step",
+                    ("train-dropout", False): "MLM step, torch p=0.1",
                     ("contrastive", False): "contrastive step"}[(task, ragged)]
             print(f"{str(cfg):26} {name:16} {a['tokens_per_s']:15.0f} {b['tokens_per_s']:12.0f} "
                   f"{a['tokens_per_s'] / b['tokens_per_s']:6.2f} {a['peak_rss_mb']:12.0f} "
@@ -415,10 +420,11 @@ def contrastive_run(steps: int, work: Path) -> None:
     enc = work / "enc_contrastive"
     s = train_encoder(work, enc, ["--objective", "contrastive", "--batch-size", "64",
                                   "--steps", str(steps)])
+    f3 = lambda x: "n/a" if x is None else f"{x:.3f}"
     print(f"\ncontrastive run: dev.txt, d=128 h=4 L=2, N=64 adjacent-line pairs, dot score, "
           f"temperature 1, {s['steps']} steps ({s['tokens_per_s']:.0f} tokens/s): held-out L_CPC "
-          f"{s['heldout_loss']:.3f} nats, ln 64 - L_CPC = {s['mi_bound']:.3f} nats, top-1 "
-          f"{s['heldout_top1']:.3f}")
+          f"{f3(s['heldout_loss'])} nats, ln 64 - L_CPC = {f3(s['mi_bound'])} nats, top-1 "
+          f"{f3(s['heldout_top1'])} (1,024 held-out pairs; training: {f3(s['train_mi_bound'])})")
     print(f"{'N':>5} {'ln N':>6} {'L_CPC':>7} {'ln N - L_CPC':>13} {'top-1':>6} {'pairs':>6}")
     for r in heldout_bounds(enc, [DEV]):
         if r.get("loss") is None:
@@ -440,13 +446,15 @@ def train_encoder(work: Path, encdir: Path, args: list[str]) -> dict:
 
 
 # Same size (d=128, h=4, L=2, ffn=512) and about the same pieces seen (4.1M): MLM/CLM 1000 steps
-# of 32 x 128 pieces; contrastive 1144 steps of 64 pairs (dev.txt pairs average 55.9 pieces).
+# of 32 x 128 pieces; contrastive 1144 steps of 64 pairs (dev.txt pairs average 55.9 pieces);
+# mlm+contrastive 696 steps of 32 windows + 32 pairs.
 DOWNSTREAM = {
     "mlm": ["--objective", "mlm", "--batch-size", "32", "--steps", "1000"],
     "clm": ["--objective", "clm", "--batch-size", "32", "--steps", "1000"],
     "contrastive": ["--objective", "contrastive", "--batch-size", "64", "--steps", "1144"],
     "contrastive cos": ["--objective", "contrastive", "--batch-size", "64", "--steps", "1144",
                         "--score", "cosine", "--temperature", "0.1", "--projection", "128"],
+    "mlm+contrastive": ["--objective", "mlm+contrastive", "--batch-size", "32", "--steps", "696"],
 }
 
 
@@ -462,10 +470,10 @@ def downstream_run(work: Path) -> None:
     if not static.with_suffix(".ekv").exists():
         subprocess.run([sys.executable, "-m", "embedkit", "train", str(DEV.with_suffix(".tok")),
                         "-o", str(static), "--model", "skipgram", "--dim", "128", "--threads", "1",
-                        "-q"], check=True)
+                        "-q"], check=True, capture_output=True)
     feats["static skip-gram (dev.tok, d=128)"] = static.with_suffix(".ekv")
     sets = ("movie_reviews", "pros_cons")
-    print(f"\ndownstream: probe accuracy (frozen features, logistic regression, `embedkit probe`)")
+    print("\ndownstream: probe accuracy (frozen features, logistic regression, `embedkit probe`)")
     print(f"{'features':36} " + " ".join(f"{s + ' cv':>18} {s + ' test':>20}" for s in sets))
     for name, path in feats.items():
         cells = []

@@ -7,7 +7,7 @@ hold (N·D·4 bytes; goal: within 1.3x), and the time to open the ``.ekv`` and a
 ``load_word2vec_format`` on the same file, peak RSS and time, as the reference (slow: minutes).
 Memory is not noisy; the times are, so run this on a quiet machine.
 
-    python benchmarks/bench_load.py [--words 2000000] [--dim 300] [--dir DIR] [--gensim]
+    python benchmarks/bench_load.py [--words 2000000] [--dim 300] [--dir DIR] [--bin] [--gensim]
 """
 from __future__ import annotations
 
@@ -66,6 +66,8 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=300)
     ap.add_argument("--dir", default=None, help="scratch folder (default: a temp folder)")
     ap.add_argument("--gensim", action="store_true", help="also time gensim (slow)")
+    ap.add_argument("--bin", action="store_true",
+                    help="also convert a word2vec binary of the same vectors to .ekv")
     a = ap.parse_args()
     tmp = Path(a.dir or tempfile.mkdtemp(prefix="bench_load."))
     tmp.mkdir(parents=True, exist_ok=True)
@@ -83,6 +85,14 @@ def main() -> None:
           f"{rss / matrix:.2f}x |")
     print(f"| embedkit.load(.ekv) | {opened[0]:.3f} s | | |")
     print(f"| load + first query | {opened[1]:.3f} s | | |")
+    if a.bin:
+        binary = tmp / "big.bin"
+        if not binary.exists():
+            _run([sys.executable, "-m", "embedkit", "convert", str(ekv), str(binary), "-q"])
+        bsecs, brss, _ = _run([sys.executable, "-m", "embedkit", "convert", str(binary),
+                               str(tmp / "from-bin.ekv"), "-q"])
+        print(f"| embedkit convert .bin -> .ekv | {bsecs:.1f} s | {brss / gb:.2f} GiB | "
+              f"{brss / matrix:.2f}x |")
     if a.gensim:
         _, grss, out = _run([sys.executable, "-c", GENSIM, str(vec)])
         gsecs = float(out)

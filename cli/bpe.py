@@ -69,6 +69,62 @@ def _pattern(value):
     return resolve_pattern(value)
 
 
+def _corpus_files(corpus, scheduler) -> list[str]:
+    """CORPUS with quoted globs expanded (sorted), checked to exist; workers cannot read stdin."""
+    from embedkit.cluster import expand
+    from embedkit.errors import UsageError
+
+    files = expand(corpus)
+    if scheduler and "-" in files:
+        raise UsageError("--scheduler: workers read files, not stdin ('-')")
+    _check_inputs(files)
+    return files
+
+
+def _count_words(corpus, scheduler, byte_level, lowercase, pattern, threads, quiet):
+    """The corpus's word counts: one Dask task per file with --scheduler, else this machine."""
+    from pathlib import Path
+
+    from embedkit.bpe.pretokenize import GPT2_PATTERN
+
+    pattern = None if pattern == GPT2_PATTERN else pattern
+    if scheduler:
+        from embedkit.cluster import bpe_counts, connect
+
+        with connect(scheduler) as runner:
+            return bpe_counts(runner, corpus, byte_level=byte_level, lowercase=lowercase,
+                              pattern=pattern, quiet=quiet)
+    from embedkit.bpe.count import count
+
+    return count([Path(p) for p in corpus], byte_level=byte_level, lowercase=lowercase,
+                 threads=threads, quiet=quiet, pattern=pattern)
+
+
+def _load_counts(ctx, path, byte_level, lowercase, pattern):
+    """(counts, byte_level, lowercase, pattern) of a counts file; the pre-tokenizer is the
+    file's, and an option given on the command line must agree with it."""
+    from click.core import ParameterSource
+
+    from embedkit.bpe.formats.wordcounts import load
+    from embedkit.bpe.pretokenize import GPT2_PATTERN
+    from embedkit.errors import UsageError
+
+    counts, meta = load(path)
+    file_byte_level = meta["mode"] == "byte-level"
+
+    def given(name):
+        return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+
+    if (given("byte_level") and byte_level != file_byte_level) or \
+            (given("lowercase") and lowercase != meta["lowercase"]) or \
+            (given("pattern") and _pattern(pattern) != meta["pattern"]):
+        raise UsageError(f"--from-counts {path}: its words were pre-tokenized with mode "
+                         f"{meta['mode']}, lowercase {str(meta['lowercase']).lower()} and the "
+                         f"pattern in its first line; drop the options that differ")
+    keep = file_byte_level and meta["pattern"] != GPT2_PATTERN
+    return counts, file_byte_level, meta["lowercase"], meta["pattern"] if keep else None
+
+
 @click.group()
 def bpe():
     """Learn, apply and undo BPE vocabularies (byte-level GPT-2 or word/subword-nmt style).
@@ -77,8 +133,13 @@ def bpe():
     """
 
 
+_SCHEDULER_HELP = ("Count on Dask: local:N (N worker processes here), tcp://HOST:PORT (a running "
+                   "scheduler) or sync (in this process). Needs the dask extra. Same result as "
+                   "without it.")
+
+
 @bpe.command()
-@click.argument("corpus", nargs=-1, required=True)
+@click.argument("corpus", nargs=-1)
 @click.option("-o", "--output", required=True, metavar="TOKDIR",
               help="Folder to write (or, with --format subword-nmt, the codes file).")
 @click.option("--vocab-size", type=click.IntRange(1, _MAX_VOCAB), required=True,
@@ -94,29 +155,53 @@ def bpe():
               show_default=True, help="hf: TOKDIR with vocab.json/merges.txt; subword-nmt: a codes file.")
 @click.option("--pattern", metavar="NAME|REGEX", help=_PATTERN_HELP + " Default gpt2.")
 @threads_option("Threads (byte-level) or processes (word mode) that pre-tokenize and count words.")
+@click.option("--scheduler", metavar="SPEC", help=_SCHEDULER_HELP)
+@click.option("--from-counts", "from_counts", metavar="COUNTS",
+              help="Learn from a word-counts file of `embedkit bpe count-words` instead of CORPUS "
+                   "(the pre-tokenizer settings come from the file).")
 @quiet_option
 @json_option("Print the summary as one JSON object.")
-def learn(corpus, output, vocab_size, min_frequency, byte_level, lowercase, special_tokens, fmt,
-          pattern, threads, quiet, as_json):
-    """Learn a BPE vocabulary from CORPUS files ('-' = stdin, .gz accepted)."""
+@click.pass_context
+def learn(ctx, corpus, output, vocab_size, min_frequency, byte_level, lowercase, special_tokens,
+          fmt, pattern, threads, scheduler, from_counts, quiet, as_json):
+    """Learn a BPE vocabulary from CORPUS files ('-' = stdin, .gz accepted, quoted globs such as
+    'shards/*.txt.gz' expanded in sorted order)."""
     from pathlib import Path
 
     from embedkit.errors import UsageError
 
+    if from_counts is not None:
+        if corpus or scheduler:
+            raise UsageError("--from-counts replaces CORPUS (and --scheduler)")
+        counts, byte_level, lowercase, pattern = _load_counts(ctx, from_counts, byte_level,
+                                                              lowercase, pattern)
+    elif not corpus:
+        raise UsageError("give CORPUS files (or --from-counts COUNTS)")
     if fmt == "subword-nmt" and byte_level:
         raise UsageError("--format subword-nmt needs --no-byte-level (subword-nmt codes are word BPE)")
-    pattern = _pattern(pattern)
+    pattern = _pattern(pattern) if from_counts is None else pattern
     if pattern is not None and not byte_level:
         raise UsageError("--pattern needs byte-level BPE (word mode splits on whitespace)")
-    _check_inputs(corpus)
+    corpus = _corpus_files(corpus, scheduler)
     _check_output(output, folder=fmt == "hf")
     _skip_numba_blas_probe()
-    from embedkit.bpe.model import BPETokenizer
+    if from_counts is not None or scheduler:
+        from embedkit.bpe.from_counts import check_vocab_size, tokenizer
 
-    tok = BPETokenizer.train([Path(p) for p in corpus], vocab_size, min_frequency=min_frequency,
-                             byte_level=byte_level, lowercase=lowercase,
-                             special_tokens=special_tokens, threads=threads, quiet=quiet,
-                             pattern=pattern)
+        check_vocab_size(vocab_size, byte_level, special_tokens)
+        if from_counts is None:
+            counts = _count_words(corpus, scheduler, byte_level, lowercase, pattern, threads,
+                                  quiet)
+        tok = tokenizer(counts, vocab_size, min_frequency=min_frequency, byte_level=byte_level,
+                        lowercase=lowercase, special_tokens=special_tokens, pattern=pattern,
+                        where=from_counts or ", ".join(corpus))
+    else:
+        from embedkit.bpe.model import BPETokenizer
+
+        tok = BPETokenizer.train([Path(p) for p in corpus], vocab_size,
+                                 min_frequency=min_frequency, byte_level=byte_level,
+                                 lowercase=lowercase, special_tokens=special_tokens,
+                                 threads=threads, quiet=quiet, pattern=pattern)
     if fmt == "subword-nmt":
         from embedkit.io import atomic_write
 
@@ -132,6 +217,47 @@ def learn(corpus, output, vocab_size, min_frequency, byte_level, lowercase, spec
     if tok.vocab_size < vocab_size and not quiet:
         click.echo(f"note: stopped below --vocab-size {vocab_size}: no pair occurs "
                    f"{min_frequency} times or more", err=True)
+
+
+@bpe.command("count-words")
+@click.argument("corpus", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, metavar="COUNTS",
+              help="File to write: a settings line, then WORD<TAB>COUNT lines.")
+@click.option("--byte-level/--no-byte-level", default=True, show_default=True,
+              help="GPT-2 byte-level words, or whitespace-separated words.")
+@click.option("--lowercase", is_flag=True, help="Lowercase text before counting.")
+@click.option("--pattern", metavar="NAME|REGEX", help=_PATTERN_HELP + " Default gpt2.")
+@threads_option("Threads (byte-level) or processes (word mode) that pre-tokenize and count words.")
+@click.option("--scheduler", metavar="SPEC", help=_SCHEDULER_HELP)
+@quiet_option
+@json_option("Print the summary as {words, occurrences, output}.")
+def count_words(corpus, output, byte_level, lowercase, pattern, threads, scheduler, quiet,
+                as_json):
+    """Count the pre-tokenized words of CORPUS files into COUNTS, for `bpe learn --from-counts`.
+
+    Sorted by count descending, then the word's UTF-8 bytes; tab, newline, carriage return,
+    backslash and invalid UTF-8 bytes in words are escaped (\\t \\n \\r \\\\ \\xHH)."""
+    from embedkit.bpe.formats import wordcounts
+    from embedkit.errors import InputError, UsageError
+    from embedkit.io import atomic_write
+
+    pattern = _pattern(pattern)
+    if pattern is not None and not byte_level:
+        raise UsageError("--pattern needs byte-level BPE (word mode splits on whitespace)")
+    corpus = _corpus_files(corpus, scheduler)
+    _check_output(output, folder=False)
+    _skip_numba_blas_probe()
+    counts = _count_words(corpus, scheduler, byte_level, lowercase, pattern, threads, quiet)
+    counts = counts if isinstance(counts, dict) else counts.counter()
+    if not counts:
+        raise InputError(", ".join(corpus), "empty corpus: no words to count")
+    with atomic_write(output, "w") as f:
+        wordcounts.dump(f, counts, wordcounts.settings(byte_level, lowercase, pattern))
+    total = sum(counts.values())
+    if as_json:
+        echo_json({"words": len(counts), "occurrences": total, "output": output})
+    else:
+        click.echo(f"{len(counts)} distinct words ({total} occurrences) written to {output}")
 
 
 def _load(tokdir, pattern=None, allow_special=False):
@@ -207,9 +333,15 @@ def _count(tok, batch):
               help="Text that spells a tiktoken special token becomes that token (else it is "
                    "ordinary text).")
 @threads_option("Processes that encode batches of lines (output order is kept).")
+@click.option("--out-dir", metavar="DIR",
+              help="Write one output file per input file into DIR (NAME.ids / NAME.pieces, .gz "
+                   "dropped) plus manifest.json; a re-run skips files already done.")
+@click.option("--scheduler", metavar="SPEC",
+              help="With --out-dir: encode the files on Dask (local:N, tcp://HOST:PORT, sync).")
 @quiet_option
 @json_option("With --count: one JSON object {files: [{file, tokens}], total}.")
-def encode(tokdir, files, ids, count, pattern, allow_special, threads, quiet, as_json):
+def encode(tokdir, files, ids, count, pattern, allow_special, threads, out_dir, scheduler, quiet,
+           as_json):
     """Encode each line of FILES (default stdin): one output line per input line.
 
     Pieces are printed space-separated (word mode: subword-nmt style, 'fl@@ y@@ ing').
@@ -221,6 +353,14 @@ def encode(tokdir, files, ids, count, pattern, allow_special, threads, quiet, as
         raise UsageError("--json goes with --count")
     if count and ids:
         raise UsageError("--count and --ids exclude each other")
+    if scheduler and not out_dir:
+        raise UsageError("--scheduler goes with --out-dir (one output file per input file)")
+    if out_dir:
+        if count:
+            raise UsageError("--count and --out-dir exclude each other")
+        _encode_to_dir(tokdir, files, ids, pattern, allow_special, threads, out_dir, scheduler,
+                       quiet)
+        return
     files = files or ("-",)
     _check_inputs(files)
     _skip_numba_blas_probe()
@@ -244,6 +384,161 @@ def encode(tokdir, files, ids, count, pattern, allow_special, threads, quiet, as
     for data in fork_map(_render, tasks, threads, tok):
         out.write(data)
     out.flush()
+
+
+_MANIFEST = "manifest.json"
+_WORKER_TOKENIZERS: dict = {}
+
+
+def _worker_tok(spec):
+    """The tokenizer ``spec`` = (path, pattern, allow_special), loaded once per process."""
+    tok = _WORKER_TOKENIZERS.get(spec)
+    if tok is None:
+        _skip_numba_blas_probe()
+        tok = _load(*spec)
+        tok.encode("a")  # load the kernel (before any fork)
+        _WORKER_TOKENIZERS[spec] = tok
+    return tok
+
+
+def _warm_tokenizer(spec) -> None:
+    _worker_tok(spec)
+
+
+def _encode_shard(spec, ids, threads, job):
+    """Task: encode one input file into its output file (written atomically); its manifest
+    entry. ``tokens`` counts the space-separated fields written."""
+    import hashlib
+
+    from embedkit.bpe.parallel import fork_map
+    from embedkit.io import atomic_write
+
+    path, out = job
+    tok = _worker_tok(spec)
+    digest, lines, tokens, last = hashlib.sha256(), 0, 0, b"\n"
+    with atomic_write(out) as f:
+        tasks = ((batch, ids) for batch in _batches([path], tok.byte_level))
+        for data in fork_map(_render, tasks, threads, tok):
+            f.write(data)
+            digest.update(data)
+            lines += data.count(b"\n")
+            tokens += len(data.split())
+            last = data[-1:] or last
+    return {"shard": path, "output": os.path.basename(out), "lines": lines + (last != b"\n"),
+            "tokens": tokens, "sha256": digest.hexdigest(), **_stamp(path)}
+
+
+def _stamp(path) -> dict:
+    st = os.stat(path)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _sha256_file(path) -> str | None:
+    import hashlib
+
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def _tokenizer_digest(path) -> str:
+    """sha256 over the tokenizer's file(s): a changed vocabulary invalidates the outputs."""
+    import hashlib
+
+    h = hashlib.sha256()
+    names = sorted(p for p in os.listdir(path) if os.path.isfile(os.path.join(path, p))) \
+        if os.path.isdir(path) else [""]
+    for name in names:
+        h.update(name.encode() + b"\0" + (_sha256_file(os.path.join(path, name)) or "").encode())
+    return h.hexdigest()
+
+
+def _encode_to_dir(tokdir, files, ids, pattern, allow_special, threads, out_dir, scheduler, quiet):
+    """One output per input file plus ``manifest.json`` (shard, output, lines, tokens, sha256,
+    the input's size and mtime), rewritten after each file; files whose entry, input stamp and
+    output sha256 all match the manifest are skipped."""
+    import json
+
+    from embedkit.bpe.formats.text import parse_json, read_text
+    from embedkit.errors import InputError, UsageError
+    from embedkit.io import atomic_write, check_dir
+
+    if not files:
+        raise UsageError("--out-dir needs input FILES (workers read files, not stdin)")
+    files = _corpus_files(files, True)
+    if not os.path.isdir(os.path.dirname(os.path.abspath(out_dir))):
+        raise UsageError(f"--out-dir {out_dir}: its parent folder does not exist")
+    check_dir(out_dir, _MANIFEST)
+    suffix = ".ids" if ids else ".pieces"
+    outs = [os.path.join(out_dir, os.path.basename(f).removesuffix(".gz") + suffix)
+            for f in files]
+    if len(set(outs)) < len(outs):
+        dup = next(o for o in outs if outs.count(o) > 1)
+        raise UsageError(f"--out-dir: two input files would both write {dup}")
+    _skip_numba_blas_probe()
+    spec = (os.path.abspath(tokdir), pattern, allow_special)
+    _worker_tok(spec)  # a bad tokenizer fails here, before any worker starts
+    head = {"format": "embedkit-encoded-shards", "version": 1, "tokenizer": spec[0],
+            "tokenizer_sha256": _tokenizer_digest(tokdir), "pattern": pattern,
+            "allow_special": allow_special, "ids": bool(ids)}
+    manifest = os.path.join(out_dir, _MANIFEST)
+    old = {}
+    if os.path.isfile(manifest):
+        m = parse_json(read_text(manifest), manifest)
+        if not isinstance(m, dict) or not isinstance(m.get("shards"), list):
+            raise InputError(manifest, "not an embedkit manifest (delete it to start again)")
+        if {k: m.get(k) for k in head} == head:
+            old = {e.get("shard"): e for e in m["shards"] if isinstance(e, dict)}
+    entries: dict[int, dict] = {}
+    todo = []
+    for i, (f, out) in enumerate(zip(files, outs)):
+        e = old.get(f)
+        if e and {k: e.get(k) for k in ("size", "mtime_ns")} == _stamp(f) and \
+                e.get("output") == os.path.basename(out) and _sha256_file(out) == e.get("sha256"):
+            entries[i] = e
+        else:
+            todo.append(i)
+    created = todo and not os.path.isdir(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+
+    def save():
+        with atomic_write(manifest, "w") as fh:
+            json.dump({**head, "shards": [entries[i] for i in sorted(entries)]}, fh, indent=1)
+            fh.write("\n")
+
+    try:
+        _run_jobs(spec, ids, threads, scheduler, quiet, [(files[i], outs[i]) for i in todo],
+                  lambda k, e: (entries.__setitem__(todo[k], e), save()))
+    except BaseException:
+        if created and not os.listdir(out_dir):
+            os.rmdir(out_dir)  # a failed first file leaves no new folder behind
+        raise
+    n = sum(e["tokens"] for e in entries.values())
+    click.echo(f"{len(files)} files ({len(files) - len(todo)} already done), {n} tokens: "
+               f"{out_dir}")
+
+
+def _run_jobs(spec, ids, threads, scheduler, quiet, jobs, done) -> None:
+    """Encode each (input, output) job; ``done(k, entry)`` after each."""
+    import functools
+
+    if scheduler:
+        from embedkit.cluster import connect
+
+        with connect(scheduler) as runner:
+            runner.warm(functools.partial(_warm_tokenizer, spec))
+            for k, e in runner.map(functools.partial(_encode_shard, spec, ids, 1), jobs,
+                                   desc="encoding", quiet=quiet):
+                done(k, e)
+        return
+    from embedkit.progress import bar
+
+    with bar(len(jobs), "encoding", "file", quiet) as progress:
+        for k, job in enumerate(jobs):
+            done(k, _encode_shard(spec, ids, threads, job))
+            progress.update(1)
 
 
 @bpe.command()
@@ -304,3 +599,9 @@ def convert(tok, out, to, pattern, quiet):
     t = _load(tok, pattern)
     t.export(out, to)
     click.echo(f"{t.vocab_size} tokens ({len(t.merges)} merges) written to {out} as {to}")
+    if to == "tiktoken" and not quiet:
+        specials = t.special_tokens
+        click.echo("note: a .tiktoken file holds no pattern" + (
+            f" nor special tokens ({len(specials)}, e.g. {specials[0]!r} = id "
+            f"{t.token_to_id(specials[0])}): give them to tiktoken.Encoding" if specials else
+            ": give it to tiktoken.Encoding"), err=True)

@@ -89,13 +89,20 @@ def train(train, model, epochs, lr, dim, word_ngrams, buckets, min_count, min_co
             click.echo(f"epoch {rec['epoch']}/{epochs}: loss {rec['loss'] or 0:.4f} "
                        f"valid accuracy {rec['valid_accuracy']:.4f}", err=True)
 
-    m = Classifier.train(list(train), **{k: getattr(opts, k) for k in opts.__dataclass_fields__},
-                         warn=_warn, on_epoch=on_epoch)
+    notes: list[str] = []
+
+    def note(msg: str) -> None:
+        notes.append(msg)
+        if not quiet:
+            _warn(msg)
+
+    m = Classifier.train_with(list(train), opts, warn=note, on_epoch=on_epoch)
     m.save(model)
     s = m.settings
     if as_json:
         echo_json({"model": model, "words": len(m.words), "labels": len(m.labels),
-                   "lines": s["lines"], "tokens": s["tokens"], "history": m.history})
+                   "lines": s["lines"], "tokens": s["tokens"], "history": m.history,
+                   "warnings": notes})
     else:
         click.echo(f"{len(m.words)} words, {len(m.labels)} labels, {s['lines']} lines "
                    f"({s['tokens']} tokens): {model}")
@@ -110,17 +117,18 @@ def train(train, model, epochs, lr, dim, word_ngrams, buckets, min_count, min_co
               help="Only predictions with probability >= this count.")
 @click.option("--per-label", is_flag=True, help="Also precision / recall / F1 per label and a "
               "confusion table (gold rows, top-1 prediction columns).")
-@_PREFIX
+@click.option("--label-prefix", default=None,
+              help="Words starting with it are labels.  [default: the model's, e.g. __label__]")
 @json_option("Print every figure as one JSON object.")
 @quiet_option
 def test(model, test, k, threshold, per_label, label_prefix, as_json, quiet):
     """Score MODEL on labelled TEST file(s): N, P@k, R@k as `fasttext test` prints them."""
+    from embedkit.classify.data import Reader
     from embedkit.classify.metrics import evaluate, fasttext_lines
     from embedkit.classify.model import load_model
 
-    from embedkit.classify.data import Reader
-
     m = load_model(model)
+    label_prefix = label_prefix or getattr(m, "label_prefix", "__label__")
     reader = Reader(label_prefix)
     r = evaluate(m, reader(list(test)), k, threshold)
     if r["n"] == 0:
@@ -148,7 +156,7 @@ def test(model, test, k, threshold, per_label, label_prefix, as_json, quiet):
         click.echo(line)
     if per_label:
         style = getattr(m, "label_style", "fasttext")
-        prefix = label_prefix if style == "fasttext" else ""
+        prefix = getattr(m, "label_prefix", "__label__") if style == "fasttext" else ""
         for name, v in r["per_label"].items():
             click.echo(f"F1-Score : {_f(v['f1'])}  Precision : {_f(v['precision'])}  "
                        f"Recall : {_f(v['recall'])}  support {v['support']}  {prefix}{name}")
@@ -175,11 +183,18 @@ def _f(x) -> str:
 @click.option("--prob", is_flag=True, help="Print 'label prob' pairs.")
 @click.option("--threshold", type=float, default=0.0, show_default=True,
               help="Drop labels with a probability below this.")
-@click.option("--label-prefix", default="__label__", show_default=True,
-              help="Input words starting with it are labels and ignored (as fastText does).")
-def predict(model, files, k, prob, threshold, label_prefix):
+@click.option("--label-prefix", default=None,
+              help="Input words starting with it are labels and ignored (as fastText does).  "
+              "[default: the model's, e.g. __label__]")
+@quiet_option
+def predict(model, files, k, prob, threshold, label_prefix, quiet):
     """Top-k labels of every line of FILE(s) (default: stdin), one output line per input line,
-    in input order (`__label__X` style when the model was trained on fastText-style data)."""
+    in input order (`__label__X` style when the model was trained on fastText-style data).
+
+    Batches of 1,024 lines are scored by one worker thread while the next batch is read, so the
+    (GIL-free) scoring kernel overlaps the reading and writing."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import numpy as np
 
     from embedkit.classify.metrics import top_k, top_k_arrays
@@ -188,14 +203,13 @@ def predict(model, files, k, prob, threshold, label_prefix):
     from embedkit.errors import InputError
 
     m = load_model(model)
-    style = getattr(m, "label_style", "fasttext")
-    prefix = getattr(m, "label_prefix", "__label__") if style == "fasttext" else ""
+    own = getattr(m, "label_prefix", "__label__")
+    label_prefix = label_prefix or own
+    prefix = own if getattr(m, "label_style", "fasttext") == "fasttext" else ""
     names = [(prefix + n) for n in m.labels]
     out = sys.stdout.buffer
-    batch: list[list[str]] = []
 
-    def flush():
-        scores = m.predict_proba(batch)
+    def emit(scores):
         if k == 1 and not prob:
             idx, p = top_k_arrays(scores, 1)
             text = "\n".join(map(names.__getitem__, idx[:, 0].tolist()))
@@ -208,16 +222,28 @@ def predict(model, files, k, prob, threshold, label_prefix):
         else:
             text = "\n".join(" ".join(names[j] for j, _ in row) for row in top_k(scores, k, threshold))
         out.write((text + "\n").encode("utf-8", "surrogateescape"))
-        batch.clear()
 
-    for line in iter_lines(list(files) or ["-"], errors="surrogateescape"):
-        if not line.end:
-            raise InputError(line.path, "line longer than 1 MiB", line.lineno)
-        text = line.text
-        batch.append([w for w in text.split() if not w.startswith(label_prefix)]
-                     if label_prefix in text else text.split())
-        if len(batch) >= 1024:
-            flush()
-    if batch:
-        flush()
+    def batches():
+        batch: list[list[str]] = []
+        for line in iter_lines(list(files) or ["-"], errors="surrogateescape"):
+            if not line.end:
+                raise InputError(line.path, "line longer than 1 MiB", line.lineno)
+            text = line.text
+            batch.append([w for w in text.split() if not w.startswith(label_prefix)]
+                         if label_prefix in text else text.split())
+            if len(batch) >= 1024:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    with ThreadPoolExecutor(1) as pool:
+        pending = None
+        for batch in batches():
+            job = pool.submit(m.predict_proba, batch)
+            if pending is not None:
+                emit(pending.result())
+            pending = job
+        if pending is not None:
+            emit(pending.result())
     out.flush()

@@ -42,8 +42,8 @@ def output_paths(name: str) -> tuple[str, str]:
               help="With --subwords bpe: a TOKDIR from `embedkit bpe learn`, HF vocab.json + "
                    "merges.txt, or a subword-nmt codes file.")
 @click.option("--bpe-bag", type=click.Choice(["all", "segmentation"]), default=None,
-              help="With --subwords bpe: a word's rows are all BPE tokens it contains (all, the "
-                   "default) or the pieces of its segmentation.")
+              help="With --subwords bpe: a word's rows are the pieces of its segmentation "
+                   "(the default) or all BPE tokens it contains (all).")
 @click.option("--bpe-min-len", type=int, default=None,
               help="With --bpe-bag all: shortest token in a bag, in characters (a word boundary "
                    "counts as one).  [default: 2]")

@@ -85,6 +85,7 @@ def _nameless_works(parent: Path) -> bool:
     except OSError:
         return False
     if dev not in _NAMELESS:
+        _remove_stale_temps(parent, "embedkit-probe")
         try:
             fd = os.open(parent, os.O_TMPFILE | os.O_RDWR, 0o600)
         except OSError:
@@ -117,7 +118,8 @@ def _remove_stale_temps(parent: Path, name: str) -> None:
     prefix = f".{name}."
     try:
         entries = [e for e in os.scandir(parent) if e.name.startswith(prefix)
-                   and e.name.endswith(".tmp") and e.is_file(follow_symlinks=False)]
+                   and e.name.endswith(".tmp") and (e.is_file(follow_symlinks=False)
+                                                    or e.is_dir(follow_symlinks=False))]
     except OSError:
         return
     for e in entries:
@@ -125,8 +127,11 @@ def _remove_stale_temps(parent: Path, name: str) -> None:
         if len(parts) != 3 or not parts[0].isdigit() or int(parts[0]) == os.getpid() \
                 or _alive(int(parts[0])):
             continue
-        with contextlib.suppress(OSError):
-            os.unlink(e.path)
+        if e.is_dir(follow_symlinks=False):
+            shutil.rmtree(e.path, ignore_errors=True)  # a staging folder: only what we wrote
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(e.path)
 
 
 def _alive(pid: int) -> bool:
@@ -149,13 +154,17 @@ def atomic_dir(path: str | os.PathLike, marker: str) -> Iterator[Path]:
     ``embedkit.json`` in a TOKDIR); any other non-empty folder is refused before work starts.
     A new ``path`` is the staging folder renamed, so it appears complete or not at all; into an
     existing one the files are renamed one by one with Ctrl-C held off until the last is in.
+    A staging folder left by a killed process (``.NAME.PID.XXXX.tmp``, PID gone) is removed by
+    the next write of the same folder.
     """
     path = Path(path)
     check_dir(path, marker)
     exists = path.is_dir()
     where = path if exists else (path.parent if str(path.parent) else Path("."))
+    name = path.name or "embedkit"
+    _remove_stale_temps(where, name)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name or 'embedkit'}.", suffix=".tmp", dir=where))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}.", suffix=".tmp", dir=where))
     except OSError as e:
         raise OutputError(f"{path}: cannot write: {e.strerror}") from None
     try:

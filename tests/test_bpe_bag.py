@@ -69,15 +69,16 @@ def test_kernel_and_python_match_brute_force(byte_level, lo, hi):
         pieces = {random_word(rng, rng.randint(1, 3)) + ("</w>" if rng.random() < 0.4 else "")
                   for _ in range(300)}
         tok = word_tokenizer(sorted(pieces))
-    index = BagIndex(tok, lo, hi)
+    own = 3 if lo == 1 else 1  # copies of the word's own row ahead of its n-grams
+    index = BagIndex(tok, lo, hi, own=own)
     words = [random_word(rng, rng.randint(1, 8)) for _ in range(300)] + ["a", "中😀"]
     ptr, ids = index.table(words, 1000)
     for w, word in enumerate(words):
         want = reference_bag(tok, word, lo, hi)
-        assert ids[ptr[w]] == w
-        assert (ids[ptr[w] + 1:ptr[w + 1]] - 1000).tolist() == want, word
+        assert ids[ptr[w]:ptr[w] + own].tolist() == [w] * own
+        assert (ids[ptr[w] + own:ptr[w + 1]] - 1000).tolist() == want, word
         assert index.rows(word).tolist() == want, word
-    assert sum(ptr[1:] - ptr[:-1] > 1) > 100  # the vocabularies really match inside the words
+    assert sum(ptr[1:] - ptr[:-1] > own) > 100  # the vocabularies really match inside the words
 
 
 def test_byte_level_bag_prefix_and_suffix_are_distinct():
@@ -150,10 +151,11 @@ def test_oov_vector_after_save_and_load_is_the_bag_mean(tokdir, tmp_path, capsys
     # In-vocabulary words: the .vec holds the mean of the word's own row and its bag.
     for w in ("cat", "cats", "food"):
         i = v.index[w]
-        rows = np.vstack([v.input[i], v.subword_rows[fresh.rows(w)]])
+        rows = np.vstack([v.input[[i] * fresh.index.own], v.subword_rows[fresh.rows(w)]])
         np.testing.assert_allclose(v.vectors[i], rows.mean(0), rtol=1e-6, atol=1e-7)
     ptr, ids = fresh.table(["dogcats"], 0)
-    bag = ids[1:].astype(np.int64)
+    assert fresh.index.own == v.scheme.index.own > 1 and ids[:fresh.index.own].tolist() == [0] * fresh.index.own
+    bag = ids[fresh.index.own:].astype(np.int64)
     assert "dogcats" not in v and len(bag) > 5
     want = np.asarray(v.subword_rows[bag]).sum(axis=0, dtype=np.float32) * np.float32(1 / len(bag))
     assert np.array_equal(v["dogcats"], want)
@@ -162,12 +164,12 @@ def test_oov_vector_after_save_and_load_is_the_bag_mean(tokdir, tmp_path, capsys
     assert np.array_equal(np.array(got, np.float32), want)
 
 
-def test_threads_1_seed_is_reproducible_and_default_is_all(tokdir, tmp_path):
-    train_cli(tmp_path, tokdir, "a")
-    train_cli(tmp_path, tokdir, "b")
+def test_threads_1_seed_is_reproducible_and_default_is_segmentation(tokdir, tmp_path):
+    train_cli(tmp_path, tokdir, "a", "--bpe-bag", "all")
+    train_cli(tmp_path, tokdir, "b", "--bpe-bag", "all")
     for ext in (".vec", ".ekv"):
         assert (tmp_path / ("a" + ext)).read_bytes() == (tmp_path / ("b" + ext)).read_bytes()
-    train_cli(tmp_path, tokdir, "s", "--bpe-bag", "segmentation")
+    train_cli(tmp_path, tokdir, "s")
     assert (tmp_path / "a.vec").read_bytes() != (tmp_path / "s.vec").read_bytes()
     import embedkit
 
@@ -178,13 +180,16 @@ def test_threads_1_seed_is_reproducible_and_default_is_all(tokdir, tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["--bpe-bag", "all"], "--bpe-bag is only used with --subwords bpe"),
     (["--subwords", "char", "--bpe-min-len", "3"], "--bpe-min-len is only used with --subwords bpe"),
-    (["--subwords", "bpe", "--tokenizer", "TOK", "--bpe-min-len", "4", "--bpe-max-len", "3"],
-     "--bpe-max-len 3 is below --bpe-min-len 4"),
-    (["--subwords", "bpe", "--tokenizer", "TOK", "--bpe-min-len", "0"], "--bpe-min-len must be"),
+    (["--subwords", "bpe", "--tokenizer", "TOK", "--bpe-bag", "all", "--bpe-min-len", "4",
+      "--bpe-max-len", "3"], "--bpe-max-len 3 is below --bpe-min-len 4"),
+    (["--subwords", "bpe", "--tokenizer", "TOK", "--bpe-bag", "all", "--bpe-min-len", "0"],
+     "--bpe-min-len must be"),
+    (["--subwords", "bpe", "--tokenizer", "TOK", "--bpe-min-len", "3"], "only used with --bpe-bag all"),
     (["--subwords", "bpe", "--tokenizer", "TOK", "--bpe-bag", "segmentation", "--bpe-max-len", "3"],
      "only used with --bpe-bag all"),
     (["--subwords", "bpe", "--tokenizer", "TOK", "--bpe-bag", "some"], "'some' is not one of"),
-    (["--subwords", "bpe", "--tokenizer", "SPM"], "token '▁' is not made of GPT-2 byte symbols"),
+    (["--subwords", "bpe", "--tokenizer", "SPM", "--bpe-bag", "all"],
+     "token '▁' is not made of GPT-2 byte symbols"),
 ])
 def test_bad_input_is_one_line_exit_2(tokdir, tmp_path, capsys, args, message):
     spm = tmp_path / "spm"  # a sentencepiece-style vocabulary: not byte-level BPE

@@ -94,8 +94,9 @@ def test_special_tokens_and_settings_file(corpus, tmp_path):
     assert vocab["<pad>"] == 0 and vocab["<eos>"] == 1
     settings = json.loads((out / "embedkit.json").read_text())
     assert settings["lowercase"] and settings["mode"] == "byte-level"
-    r = run("bpe", "encode", "-t", out, "--ids", input=b"THE<eos>\n")
-    assert r.stdout.split()[-1] == b"1"
+    r = run("bpe", "encode", "-t", out, "--ids", input=b"THE<eos>\nthe<eos>\n")
+    upper, lower = r.stdout.splitlines()
+    assert upper == lower and upper.split()[-1] == b"1"  # lowercased, the special kept whole
 
 
 @pytest.mark.parametrize("args, message", [

@@ -248,6 +248,33 @@ def test_sentencepiece_random_unicode(sp_model, text):
     assert ours.encode(text) == sp.encode(text)
 
 
+def test_sentencepiece_as_llama_style_tokenizer_json(sp_model, tmp_path):
+    """convert .model → tokenizer.json (Prepend + Replace, byte fallback): HF gives
+    sentencepiece's ids; embedkit reads it back, and reads the Metaspace spelling as HF does."""
+    tk = pytest.importorskip("tokenizers")
+    ours, sp, case = sp_model
+    out = tmp_path / "sp.json"
+    if case != "bytes":  # nmt_nfkc removes extra whitespace: tokenizer.json cannot say so
+        with pytest.raises(UsageError, match="remove_extra_whitespaces"):
+            ours.export(out, "tokenizer.json")
+        return
+    ours.export(out, "tokenizer.json")
+    hf = tk.Tokenizer.from_file(str(out))
+    back = BPETokenizer.load(out)
+    for line in TEST_LINES + ["  two leading", "日本語 ⅷ 🎉"]:
+        assert hf.encode(line, add_special_tokens=False).ids == sp.encode(line), line
+        assert back.encode(line) == sp.encode(line), line
+    obj = json.loads(out.read_text(encoding="utf-8"))
+    obj["normalizer"] = None
+    obj["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first",
+                            "split": False}
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps(obj), encoding="utf-8")
+    hf, back = tk.Tokenizer.from_file(str(meta)), BPETokenizer.load(meta)
+    for line in TEST_LINES + ["  two leading"]:  # Metaspace adds no ▁ before a leading space
+        assert back.encode(line) == hf.encode(line, add_special_tokens=False).ids, line
+
+
 def test_sentencepiece_refuses_unigram_truncated_and_garbage(corpus, tmp_path):
     spm = pytest.importorskip("sentencepiece")
     prefix = tmp_path / "uni"

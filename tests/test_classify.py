@@ -118,6 +118,38 @@ def test_word_ngram_rows_match_add_word_ngrams(n, buckets):
     assert set(np.flatnonzero(used).tolist()) == set(ref_word_ngrams(words, n, buckets))
 
 
+def test_word_ngram_rows_are_fasttexts_own(tmp_path):
+    """fastText's sentence vector of a supervised model is the mean of the line's input rows, word
+    n-grams included: our rows for the same line, read from fastText's matrix, give it exactly."""
+    fasttext = pytest.importorskip("fasttext")
+    train = tmp_path / "t.txt"
+    train.write_text("__label__a the cat sat on the mat\n__label__b le café était très bon\n" * 5)
+    # thread=10: fastText's Matrix::uniform fills one tenth of the rows per thread (the rest stay
+    # 0), so only with >= 10 threads do the bucket rows differ from each other.
+    ft = fasttext.train_supervised(str(train), epoch=1, dim=8, wordNgrams=3, bucket=1009,
+                                   minCount=1, thread=10, verbose=0)
+    words = ft.get_words()
+    V = len(words)
+    index = {w: i for i, w in enumerate(words)}
+    matrix = ft.get_input_matrix()
+    assert np.all(np.abs(matrix).max(axis=1) > 0)
+    hashA = K.word_hashes(*encoded(words))
+    ptrA = np.arange(V + 1, dtype=np.int64)  # word w's bag: its row w
+    bucket_row = V + np.arange(1009, dtype=np.int32)
+    for text in ["the cat sat", "un café très unseen bon", "the"]:
+        toks = text.split() + ["</s>"]
+        oov = list(dict.fromkeys(w for w in toks if w not in index))
+        ids = np.array([index[w] if w in index else V + oov.index(w) for w in toks], np.int64)
+        hashB = K.word_hashes(*encoded(oov)) if oov else np.zeros(0, np.int64)
+        rows = np.empty(len(toks) * 3, np.int64)
+        nr = K._line_rows(ids, len(toks), V, ptrA, np.arange(V, dtype=np.int64), hashA,
+                          np.zeros(len(oov) + 1, np.int64), np.zeros(0, np.int64), hashB, 3, 1009,
+                          bucket_row, rows, np.empty(len(toks), np.int64))
+        assert nr == sum(w in index for w in toks) + 2 * len(toks) - 3
+        np.testing.assert_allclose(matrix[rows[:nr]].mean(axis=0), ft.get_sentence_vector(text),
+                                   atol=1e-6)
+
+
 # ---- one update step, each loss ------------------------------------------------------------------
 def _one_step(loss, labels, L=3, dim=6, lr=0.3, neg=2):
     rng = np.random.default_rng(0)

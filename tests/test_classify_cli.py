@@ -128,8 +128,11 @@ def test_single_class_warns_but_trains(tmp_path, capsys):
     train = tmp_path / "t.txt"
     train.write_text("__label__a one\n__label__a two\n")
     code, out, err = run(["classify", "train", str(train), "-o", str(tmp_path / "m.ekc"),
-                          "--dim", "4", "-q"], capsys)
+                          "--dim", "4"], capsys)
     assert code == 0 and "only one label ('a')" in err
+    code, out, err = run(["classify", "train", str(train), "-o", str(tmp_path / "m.ekc"),
+                          "--dim", "4", "-q", "--json"], capsys)
+    assert err == "" and "only one label ('a')" in json.loads(out)["warnings"][0]
 
 
 def test_unseen_test_labels_count_as_wrong(data, tmp_path, capsys):
@@ -217,3 +220,65 @@ def test_train_from_stdin(data, tmp_path, capsys, monkeypatch):
     assert code == 0 and "900 lines" in out
     code, out, _ = run(["classify", "test", str(model), str(test), "--json"], capsys)
     assert json.loads(out)["accuracy"] > 0.9
+
+
+def test_fasttext_bin_is_a_model_too(data, tmp_path, capsys):
+    fasttext = pytest.importorskip("fasttext")
+    _, train, test, _ = data
+    ft = fasttext.train_supervised(str(train), epoch=3, lr=0.5, dim=10, bucket=1000,
+                                   wordNgrams=2, thread=1, verbose=0)
+    ft.save_model(str(tmp_path / "ft.bin"))
+    n, p, r = ft.test(str(test))
+    code, out, _ = run(["classify", "test", str(tmp_path / "ft.bin"), str(test)], capsys)
+    assert code == 0 and out.splitlines() == [f"N\t{n}", f"P@1\t{p:.3g}", f"R@1\t{r:.3g}"]
+
+
+def test_crlf_and_bom_train_the_same_model(data, tmp_path, capsys):
+    _, train, _, _ = data
+    crlf = tmp_path / "crlf.txt"
+    crlf.write_bytes(b"\xef\xbb\xbf" + train.read_bytes().replace(b"\n", b"\r\n"))
+    outs = []
+    for src in (train, crlf):
+        out = tmp_path / f"{src.stem}.ekc"
+        code, _, _ = run(["classify", "train", str(src), "-o", str(out), "--dim", "8",
+                          "--threads", "1", "--seed", "2", "-q"], capsys)
+        assert code == 0
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+
+
+def test_nul_byte_is_an_error(tmp_path, capsys):
+    bad = tmp_path / "b.txt"
+    bad.write_bytes(b"__label__a one\n__label__b t\x00wo\n")
+    code, _, err = run(["classify", "train", str(bad), "-o", str(tmp_path / "m.ekc"), "-q"], capsys)
+    assert "b.txt" in one_error(code, err) and not (tmp_path / "m.ekc").exists()
+
+
+def test_ctrl_c_leaves_no_model(data, tmp_path):
+    import signal
+    import time
+
+    _, train, _, _ = data
+    model = tmp_path / "m.ekc"
+    p = subprocess.Popen([sys.executable, "-m", "embedkit", "classify", "train", str(train), "-o",
+                          str(model), "--epochs", "100000", "--dim", "8", "-q"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(2)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and b"interrupted" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_custom_label_prefix_is_kept_by_the_model(tmp_path, capsys):
+    train = tmp_path / "t.txt"
+    train.write_text("#pos good fine\n#neg bad awful\n" * 50)
+    model = tmp_path / "m.ekc"
+    code, _, _ = run(["classify", "train", str(train), "-o", str(model), "--label-prefix", "#",
+                      "--dim", "4", "--epochs", "5", "--lr", "0.5", "-q"], capsys)
+    assert code == 0
+    code, out, _ = run(["classify", "test", str(model), str(train), "--json"], capsys)
+    assert json.loads(out)["n"] == 100 and json.loads(out)["accuracy"] == 1.0
+    (tmp_path / "in.txt").write_text("good #neg fine\nawful\n")
+    code, out, _ = run(["classify", "predict", str(model), str(tmp_path / "in.txt")], capsys)
+    assert out == "#pos\n#neg\n"

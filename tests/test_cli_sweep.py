@@ -28,6 +28,7 @@ SWEEP = [
     Case("bpe encode", ("-t", "{tok}", "{corpus}", "--ids"), False),
     Case("bpe decode", ("-t", "{tok}", "{ids}"), False),
     Case("bpe convert", ("{tok}", "{new}.json"), False),
+    Case("bpe count-words", ("{corpus}", "-o", "{new}.tsv"), True),
     Case("train", ("{corpus}", "-o", "{new}", "--dim", "8", "--min-count", "1", "--epochs", "1"),
          True),
     Case("nn", ("{vec}", "cat", "dog", "-k", "3"), True),

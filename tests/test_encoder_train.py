@@ -185,7 +185,7 @@ def test_bad_corpora_and_tokdir(setup, capsys, tmp_path):
              ([empty, "-t", d / "tok"], "empty corpus"),
              ([binary, "-t", d / "tok"], "bin.txt:2: NUL byte"),
              ([tmp_path, "-t", d / "tok"], "is a folder"),
-             ([empty, "-t", tmp_path / "nothing"], "nothing")]
+             ([empty, "-t", tmp_path / "nothing"], "nothing: no such tokenizer folder or file")]
     for args, message in cases:
         code, out, err = run(["encoder", "train", *args, "-o", tmp_path / "e", "-q"], capsys)
         assert code == 2 and message in err and "Traceback" not in err, (args, err)

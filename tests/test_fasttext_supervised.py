@@ -153,6 +153,15 @@ def test_predictions_equal_fasttext_on_every_line(models):
         assert worst < 1e-4, (name, worst)
 
 
+def test_threaded_batches_equal_one_thread(models, monkeypatch):
+    path, lines = models["q-hs-cutoff"]
+    pred = ftc.load(path)
+    texts = [line.split() for line in lines]
+    threaded = pred.predict_proba(texts)
+    monkeypatch.setattr(ftc, "_WORKERS", 1)
+    assert np.array_equal(pred.predict_proba(texts), threaded)
+
+
 def test_long_lines_are_not_cut_like_fasttext(models):
     """fastText's supervised ``getLine`` reads the whole line (MAX_LINE_SIZE only applies to
     unsupervised training): a 3,000-token line must not be cut at 1,024 tokens."""

@@ -70,8 +70,8 @@ CHILD = textwrap.dedent("""
     elif what == "vec":
         word2vec_text.write(target, words, v)
     elif what == "checkpoint":
-        from embedkit.store import write_store
-        write_store(target, "embedkit-encoder", {"config": {}}, {"p.x": v})
+        from embedkit.encoder import checkpoint
+        checkpoint.save(pathlib.Path(target).parent, {}, {"x": v}, {}, {})
     elif what == "tokdir":
         from embedkit import BPETokenizer
         tok = BPETokenizer.load(sys.argv[4])

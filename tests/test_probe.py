@@ -165,7 +165,8 @@ def data(tmp_path_factory):
     rng = np.random.default_rng(0)
     words = POS + NEG + FILLER
     vec = rng.standard_normal((len(words), 6))
-    vec[:, 0] = [1] * 3 + [-1] * 3 + [0] * 4  # a sentiment axis: every line is separable
+    vec[:, 0] = [1] * 3 + [-1] * 3 + [0] * 4  # a sentiment axis: every line is separable,
+    vec[6:] = 0                                # at any C: filler words add nothing
     Vectors.from_arrays(words, vec).save_native(d / "v.ekv")
 
     def lines(n, seed):

@@ -257,7 +257,13 @@ def test_python_api_returns_vectors_with_oov_lookup():
 
     m = train(topic_corpus(200), dim=8, min_count=1, epochs=1, subwords="char", buckets=1000)
     assert m.dim == 8 and "cat" in m and "cats" not in m
-    assert np.isfinite(m["cats"]).all()  # out of vocabulary: built from char n-grams
+    # out of vocabulary: the exact mean of its char n-gram rows (minn 3, maxn 6, fastText hash)
+    from embedkit.subwords import fnv1a32
+
+    grams = ["<ca", "<cat", "<cats", "<cats>", "cat", "cats", "cats>", "ats", "ats>", "ts>"]
+    rows = m.subword_rows[[fnv1a32(g.encode()) % 1000 for g in grams]]
+    np.testing.assert_allclose(m["cats"], rows.astype(np.float64).mean(0), rtol=1e-5, atol=1e-7)
+    assert np.abs(m["cats"]).max() > 0
     assert train(["a b c", "b c d"], dim=4, min_count=1, epochs=1).words[:2] == ["b", "c"]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embedkit.errors import UsageError
+from embedkit.errors import InputError, UsageError
 from embedkit.subwords import CharNgrams
 from embedkit.vectors.evaluate import rank_average, spearman
 from embedkit.vectors.model import UnknownWordError, Vectors, load
@@ -145,6 +145,26 @@ def test_eval_on_tiny_files(tmp_path):
     assert r["semantic"]["correct"] == 1 and r["syntactic"]["correct"] == 1
     assert [(s["section"], s["correct"], s["incorrect"]) for s in r["sections"]] == \
         [("royal", 1, 0), ("gram-x", 1, 0)]
+    assert r["oov_ratio"] == pytest.approx(100 / 3) and r["coverage"] == pytest.approx(2 / 3)
+    (tmp_path / "bad.tsv").write_bytes(b"king queen 8\nman \xff 7\n")
+    with pytest.raises(InputError, match=r"bad.tsv:2: not valid UTF-8"):
+        v.evaluate_similarity(tmp_path / "bad.tsv")
+
+
+def test_analogy_takes_the_best_of_the_top_5_only(tmp_path):
+    """As gensim: of the 5 nearest rows, the first that is not a question word (case-folded);
+    when all 5 are spellings of question words the answer is wrong, even if the 6th is right."""
+    t = np.array([0.707, -0.293, 1, 0], np.float32)  # unit(king) - unit(man) + unit(woman)
+    spellings = ["KING", "King", "kINg", "KiNg", "kinG"]
+    rng = np.random.default_rng(0)
+    words = ["king", "man", "woman", "queen"] + spellings
+    rows = [[1, 1, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [1, 0, 1, 0]] + \
+        [t + 0.01 * rng.standard_normal(4) for _ in spellings]
+    v = Vectors.from_arrays(words, np.array(rows, np.float32))
+    (tmp_path / "a.txt").write_text(": s\nman king woman queen\n")
+    assert v.evaluate_analogies(tmp_path / "a.txt")["sections"][0]["incorrect"] == 1
+    v4 = Vectors.from_arrays(words[:-1], np.array(rows[:-1], np.float32))  # 4 spellings
+    assert v4.evaluate_analogies(tmp_path / "a.txt")["sections"][0]["correct"] == 1
 
 
 def test_native_round_trip_keeps_everything(tmp_path):

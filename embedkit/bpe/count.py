@@ -16,7 +16,8 @@ import queue
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator
+from types import SimpleNamespace
+from typing import Iterator, NamedTuple
 
 from ..corpus import Block, check_no_nul, decode, iter_blocks
 from ..errors import UsageError
@@ -187,3 +188,49 @@ def _done(job, progress) -> None:
     future, size = job
     future.result()
     progress.update(size)
+
+
+class CountTable(NamedTuple):
+    """A ``scanner.WordCounter``'s words and counts as four trimmed arrays: what a shard's count
+    costs to send between processes (the counter itself drags its 1 MB character-class table)."""
+
+    whash: object  # numpy arrays (numpy is loaded by the scanner that fills them)
+    woff: object
+    keys: object
+    wcount: object
+
+    @classmethod
+    def of(cls, wc) -> "CountTable":
+        whash, woff, keys, wcount = wc.table[1:]
+        nw = wc.nw
+        return cls(whash[:nw].copy(), woff[:nw + 1].copy(), keys[:woff[nw]].copy(),
+                   wcount[:nw].copy())
+
+    def counter(self):
+        """Back to a ``WordCounter`` (what ``trainer.learn`` takes)."""
+        from .scanner import WordCounter
+
+        wc = WordCounter()
+        wc.merge(SimpleNamespace(table=(None, *self), nw=len(self.wcount)))
+        return wc
+
+
+def count_shard(path, *, byte_level: bool = True, lowercase: bool = False,
+                pattern: str | None = None):
+    """One file's word counts by the single-node code on one thread: the map step of a
+    distributed count (``embedkit.cluster``). A ``CountTable`` for the compiled scanner, else a
+    ``Counter``; both merge exactly (``merge_counts``), so any sharding gives the same total."""
+    counts = count([path], byte_level=byte_level, lowercase=lowercase, threads=1, quiet=True,
+                   pattern=pattern)
+    return counts if isinstance(counts, Counter) else CountTable.of(counts)
+
+
+def merge_counts(a, b):
+    """The reduce step: exact sums (int64 tables, Python ints in a ``Counter``); the words of
+    ``a`` keep their order, then ``b``'s new words (merges do not depend on word order)."""
+    if isinstance(a, Counter):
+        a.update(b)
+        return a
+    wc = a.counter()
+    wc.merge(SimpleNamespace(table=(None, *b), nw=len(b.wcount)))
+    return CountTable.of(wc)

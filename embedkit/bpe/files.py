@@ -6,10 +6,10 @@ chosen by ``formats/detect.py``); the names below stay importable from here.
 from __future__ import annotations
 
 from ..errors import InputError
-from .formats.hf_pair import HEADER, MERGES, VOCAB, parse_merges, parse_vocab  # noqa: F401
-from .formats.subword_nmt import dump_codes, parse_codes  # noqa: F401
+from .formats.hf_pair import MERGES, VOCAB  # noqa: F401  (re-exported)
+from .formats.subword_nmt import dump_codes  # noqa: F401
 from .formats.text import parse_json as _json, read_text  # noqa: F401
-from .formats.tokdir import SETTINGS, read_dir  # noqa: F401
+from .formats.tokdir import SETTINGS
 from .pretokenize import GPT2_PATTERN, WHITESPACE
 
 

@@ -166,10 +166,19 @@ class BPETokenizer:
         from ..io import atomic_write
 
         if to == "hf-dir":
+            bad = next((t for a, b in self._merges for t in (self._tokens[a], self._tokens[b])
+                        if " " in t or "\n" in t or "\r" in t), None)
+            if bad is not None:
+                raise UsageError(f"token {bad!r} holds whitespace, which merges.txt cannot; "
+                                 "--to tokenizer.json can")
             return self.save(path)
         if to not in ("tokenizer.json", "tiktoken"):
             raise UsageError(f"unknown export format {to!r} (tokenizer.json, tiktoken, hf-dir)")
-        if not self.byte_level:
+        sp_json = self._mode == "sentencepiece" and to == "tokenizer.json"
+        if sp_json and self._settings.get("remove_extra_whitespaces"):
+            raise UsageError("tokenizer.json cannot say sentencepiece's remove_extra_whitespaces; "
+                             "--to hf-dir writes any vocabulary")
+        if not self.byte_level and not sp_json:
             raise UsageError(f"--to {to} needs a byte-level vocabulary (this one is "
                              f"{self._mode}); --to hf-dir writes any vocabulary")
         if to == "tokenizer.json":
@@ -229,7 +238,7 @@ class BPETokenizer:
     def encode_batch(self, lines: list[str], threads: int = 1) -> list[list[int]]:
         """Token ids of each text (a text is pre-tokenized on its own, as HF ``encode_batch``);
         ``threads`` > 1 splits a big batch over forked processes."""
-        if self._joined_words([]) is None:
+        if self._mode == "word" or (self._joined_words([]) is None and threads == 1):
             return self._text_by_text(lines)
         if threads > 1 and len(lines) >= 4 * threads:
             step = -(-len(lines) // (4 * threads))

@@ -5,11 +5,12 @@ Python package print): a line is its words plus the end-of-line token ``</s>``, 
 ``Dictionary::getLine`` does — a dictionary word adds its input row (and its char n-gram rows when
 the model has ``maxn > 0``), an unknown word adds its char n-gram rows only, every word (known or
 not) takes part in the hashed word n-grams up to ``wordNgrams``; tokens that are labels are
-dropped, and a literal ``</s>`` ends the line as it does for fastText. The hidden vector is the
-mean of those rows; then softmax, the hierarchical softmax over the label Huffman tree (each
-label's probability is the product along its path), or, for ``ns`` and ``ova``, one sigmoid per
-label from fastText's 512-step table. Probabilities are reported as fastText prints them:
-``exp(log(p + 1e-5))``.
+dropped, and a literal ``</s>`` ends the line as it does for fastText. The whole line counts:
+the 1,024-token cut (``MAX_LINE_SIZE``) is in fastText's unsupervised ``getLine`` only. The
+hidden vector is the mean of those rows; then softmax, the hierarchical softmax over the label
+Huffman tree (each label's probability is the product along its path), or, for ``ns`` and
+``ova``, one sigmoid per label from fastText's 512-step table. Probabilities are reported as
+fastText prints them: ``exp(log(p + 1e-5))``.
 
 fastText does not store its label prefix (``-label``) in the model: labels are stripped of
 ``__label__`` when they all carry it, otherwise of the prefix they share up to its last
@@ -20,6 +21,7 @@ such a model, only knows its default ``__label__``).
 from __future__ import annotations
 
 import os
+from itertools import repeat
 
 import numpy as np
 
@@ -31,6 +33,18 @@ from ..vectors.formats.checks import WordPolicy
 LOSSES = {1: "hs", 2: "ns", 3: "softmax", 4: "ova"}
 FASTTEXT_LABEL = "__label__"  # fastText's default -label
 _BATCH = 8192
+_THREADED_LINES = 256  # a batch this long is cut into one chunk per worker (nogil kernel)
+_WORKERS = max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                       else os.cpu_count() or 1, 4))
+_POOL: list = []
+
+
+def _pool():
+    if not _POOL:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL.append(ThreadPoolExecutor(_WORKERS, thread_name_prefix="embedkit-fasttext"))
+    return _POOL[0]
 
 
 def load(path: str | os.PathLike) -> "FastTextClassifier":
@@ -41,7 +55,8 @@ def load(path: str | os.PathLike) -> "FastTextClassifier":
                                "expected a supervised one (fasttext supervised)")
     if model.version is None:
         raise InputError(path, "a pre-2017 fastText model: fastText itself no longer reads it "
-                               "as a classifier (retrain or re-save it with fastText >= 0.2)")
+                               "(its word vectors still work with nn/vectors; retrain it to "
+                               "classify)")
     if not model.labels:
         raise InputError(path, "supervised fastText model without labels")
     return FastTextClassifier(model, os.fspath(path))
@@ -120,6 +135,8 @@ class FastTextClassifier:
         self._scale = (model.output_norms if model.output_norms is not None
                        else np.ones(nl, np.float32)).astype(np.float32)
         self._out = np.ascontiguousarray(model.output, dtype=np.float32)
+        if not (np.isfinite(self._out).all() and np.isfinite(self._scale).all()):
+            raise InputError(path, "non-finite value (NaN or inf) in the output matrix")
         self._inp = model.input
         pruned = model.prune_keys is not None
         self._prune = (pruned, model.prune_keys if pruned else np.zeros(0, np.int64),
@@ -144,21 +161,21 @@ class FastTextClassifier:
     def _predict(self, texts: list[list[str]], result: np.ndarray) -> None:
         from . import fasttext_kernels as K
 
-        get = self._ids.get
-        nvocab = self._nvocab
-        oov: dict[str, int] = {}
-        seq: list[int] = []
-        line_ptr = np.zeros(len(texts) + 1, np.int64)
+        flat: list[str] = []
+        sizes = np.empty(len(texts), np.int64)
         for i, words in enumerate(texts):
-            words = list(words[:words.index(EOS)] if EOS in words else words)
-            words.append(EOS)
-            ids = [get(w, -1) for w in words]
-            if -1 in ids:
-                for k, w in enumerate(words):
-                    if ids[k] < 0:
-                        ids[k] = nvocab + oov.setdefault(w, len(oov))
-            seq.extend(ids)
-            line_ptr[i + 1] = len(seq)
+            if EOS in words:  # fastText's line ends at the first </s>
+                words = words[:words.index(EOS)]
+            flat.extend(words)
+            flat.append(EOS)
+            sizes[i] = len(words) + 1
+        line_ptr = np.zeros(len(texts) + 1, np.int64)
+        np.cumsum(sizes, out=line_ptr[1:])
+        seq = np.fromiter(map(self._ids.get, flat, repeat(-1)), np.int64, len(flat))
+        oov: dict[str, int] = {}
+        nvocab = self._nvocab
+        for at in np.flatnonzero(seq < 0).tolist():
+            seq[at] = nvocab + oov.setdefault(flat[at], len(oov))
         oov_words = list(oov)
         if oov_words:
             optr, oids = self.model.bags(oov_words, own_rows=False)
@@ -169,11 +186,20 @@ class FastTextClassifier:
         olabel = np.array([bool(prefix) and w.startswith(prefix) for w in oov_words], np.bool_)
         a = self.model.args
         pruned, pkeys, prows = self._prune
-        K.predict_lines(line_ptr, np.asarray(seq, np.int64), self.model.nwords, nvocab,
-                        self._vptr, self._vids, self._vhash, optr, oids, ohash, olabel,
-                        max(a["wordNgrams"], 1), a["bucket"], pruned, pkeys, prows, self._inp,
-                        self._out, self._scale, a["loss"], self._table, self._left, self._right,
-                        result)
+
+        def run(lo: int, hi: int) -> None:
+            K.predict_lines(line_ptr[lo:hi + 1], seq, self.model.nwords, nvocab,
+                            self._vptr, self._vids, self._vhash, optr, oids, ohash, olabel,
+                            max(a["wordNgrams"], 1), a["bucket"], pruned, pkeys, prows,
+                            self._inp, self._out, self._scale, a["loss"], self._table,
+                            self._left, self._right, result[lo:hi])
+
+        n = len(texts)
+        if n < _THREADED_LINES or _WORKERS < 2:
+            run(0, n)
+            return
+        cuts = [n * t // _WORKERS for t in range(_WORKERS + 1)]  # lines are independent: any
+        list(_pool().map(run, cuts[:-1], cuts[1:]))             # split gives the same result
 
 
 def _hashes(words: list[str]) -> np.ndarray:

@@ -5,8 +5,8 @@ in the vocabulary, then its char n-gram / BPE piece rows), followed by its hashe
 (fastText's ``Dictionary::addWordNgrams``). Words with ids ``>= nA`` take their bag and hash from
 the second table (``ptrB``, ``bagB``, ``hashB``): prediction puts the batch's out-of-vocabulary
 words there. A negative row ``-(b + 1)`` is an n-gram bucket no training line hashed to: it is not
-stored and counts in the mean as a zero row (in fastText it keeps its random initial value, noise
-of mean zero that no update ever touched).
+stored and counts in the mean as a zero row (in fastText it keeps its initial value: noise of
+mean zero, or 0 for most rows when fastText trains with fewer than 10 threads).
 
 The update is fastText's ``Model::update``: hidden = mean of the rows, the loss adds
 ``lr * (label - p) * output_row`` into a gradient buffer while updating output rows in place, and

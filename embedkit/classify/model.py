@@ -5,8 +5,9 @@ encoder) as a predictor (``labels``, ``label_style``, ``multilabel``, ``lowercas
 
 The model file (``modelfile``) is an ``embedkit.store`` of kind ``"classifier"``. Only the
 n-gram buckets that training text hashed to are stored (``bucket_ids`` names them); a bucket
-first seen at prediction counts as a zero row in the mean (fastText's would be its untouched
-random initial value), so a 2M-bucket model takes MBs instead of 2M x dim floats.
+first seen at prediction counts as a zero row in the mean (fastText's keeps its initial value,
+which is 0 for most rows when it trains with < 10 threads), so a 2M-bucket model takes MBs
+instead of 2M x dim floats.
 """
 from __future__ import annotations
 
@@ -122,25 +123,31 @@ class Classifier:
 
     # -- public API -------------------------------------------------------------------------
     @classmethod
-    def train(cls, train, **options) -> "Classifier":
+    def train(cls, train, *, warn=None, on_epoch=None, **options) -> "Classifier":
         """Train on ``train`` (a path, ``'-'`` for stdin, or a list of paths).
 
         Options (fastText's supervised defaults): ``dim=100, lr=0.1, epochs=5, word_ngrams=1,
         buckets=2_000_000, min_count=1, min_count_label=1, loss='softmax', neg=5,
         subwords='none', minn=3, maxn=6, tokenizer=None, pretrained_vectors=None, valid=None,
         label_prefix='__label__', lowercase=False, threads=1, seed=0, quiet=True``.
+        ``warn(line)`` receives warnings (default: ``warnings.warn``), ``on_epoch(record)``
+        each epoch's loss and validation accuracy; ``model.history`` keeps the records.
         """
         from .options import ClassifyOptions
-        from .trainer import fit
 
-        warn = options.pop("warn", None)
-        on_epoch = options.pop("on_epoch", None)
         try:
-            opts = ClassifyOptions(**options).validate()
+            opts = ClassifyOptions(**options)
         except TypeError as e:
             raise UsageError(str(e)) from None
+        return cls.train_with(train, opts, warn=warn, on_epoch=on_epoch)
+
+    @classmethod
+    def train_with(cls, train, opts, warn=None, on_epoch=None) -> "Classifier":
+        """``train`` with a ready ``options.ClassifyOptions`` (what the CLI builds)."""
+        from .trainer import fit
+
         paths = [train] if isinstance(train, (str, os.PathLike)) else list(train)
-        result = fit([os.fspath(p) for p in paths], opts, warn=warn, on_epoch=on_epoch)
+        result = fit([os.fspath(p) for p in paths], opts.validate(), warn=warn, on_epoch=on_epoch)
         model = cls(result.parts)
         model.history = result.history
         return model
@@ -182,7 +189,7 @@ class Classifier:
             data = [data]
         data = list(data)
         if data and all(isinstance(d, (str, os.PathLike)) for d in data):
-            reader = Reader(self.parts.settings.get("label_prefix", "__label__"))
+            reader = Reader(self.label_prefix)
             return evaluate(self, reader(data), k, threshold)
         return evaluate(self, data, k, threshold)
 

@@ -76,7 +76,8 @@ def encoded(words: Sequence[str], brackets: bool = False) -> tuple[np.ndarray, n
     """UTF-8 (surrogateescape) of the words concatenated, and their offsets; ``brackets`` gives
     fastText's ``<word>`` (and nothing for ``</s>``, which has no n-grams)."""
     if brackets:
-        enc = [b"" if w == EOS else ("<" + w + ">").encode("utf-8", "surrogateescape") for w in words]
+        enc = [b"" if w == EOS else ("<" + w + ">").encode("utf-8", "surrogateescape")
+               for w in words]
     else:
         enc = [w.encode("utf-8", "surrogateescape") for w in words]
     offsets = np.zeros(len(enc) + 1, np.int64)
@@ -148,7 +149,8 @@ class Tables:
         self.scheme = parts.scheme
         V = len(parts.words)
         self.V = V
-        self.pieces = parts.scheme.size if parts.scheme is not None and parts.scheme.kind == "bpe" else 0
+        bpe = parts.scheme is not None and parts.scheme.kind == "bpe"
+        self.pieces = parts.scheme.size if bpe else 0
         self.index = {w: i for i, w in enumerate(parts.words)}
         self.bucket_row = bucket_map(self.buckets, parts.bucket_ids, V + self.pieces)
         data, offsets = encoded(parts.words)
@@ -168,18 +170,15 @@ class Tables:
         """float32 [n, L]; each text is a list of words, ``</s>`` is appended as in training."""
         from . import kernels as K
 
-        lower = self.parts.lowercase
         flat: list[str] = []
-        lens = np.empty(len(texts), np.int64)
-        for i, t in enumerate(texts):
-            if lower:
-                flat.extend([w.lower() for w in t])
-            else:
-                flat.extend(t)
-            flat.append(EOS)
-            lens[i] = len(t) + 1
+        extend, append = flat.extend, flat.append
+        for t in texts:
+            extend(t)
+            append(EOS)
+        if self.parts.lowercase:
+            flat = [w.lower() for w in flat]  # </s> stays </s>
         line_ptr = np.zeros(len(texts) + 1, np.int64)
-        np.cumsum(lens, out=line_ptr[1:])
+        np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)) + 1, out=line_ptr[1:])
         ids = np.fromiter(map(self.index.get, flat, repeat(-1)), dtype=np.int64, count=len(flat))
         miss = np.flatnonzero(ids < 0)
         oov: dict[str, int] = {}

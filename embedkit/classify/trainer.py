@@ -25,7 +25,8 @@ from ..wordvec.kernels import all_finite, fill_uniform, seed_state
 from . import kernels as K
 from .dictionary import build, spool
 from .options import ClassifyOptions
-from .tables import LOSS_CODES, Parts, Tables, bucket_map, encoded, huffman, make_bags, subword_buckets
+from .tables import (LOSS_CODES, Parts, bucket_map, encoded, huffman, make_bags,
+                     subword_buckets)
 
 GROUP = 32  # chunks whose lines are shuffled together (about 32 x 2k ids)
 
@@ -171,7 +172,8 @@ def _run_epochs(sp, d, ptr, bag, hashes, brow, maxbag, parts: Parts, opts: Class
     if loss == 2:
         hs_ptr, hs_node, hs_code = huffman(d.label_counts)
     else:
-        hs_ptr, hs_node, hs_code = np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8)
+        hs_ptr, hs_node = np.zeros(1, np.int64), np.zeros(0, np.int64)
+        hs_code = np.zeros(0, np.int8)
     table = K.sigmoid_table()
     progress = np.zeros(T, np.int64)
     losses = np.zeros((T, 2), np.float64)
@@ -181,10 +183,12 @@ def _run_epochs(sp, d, ptr, bag, hashes, brow, maxbag, parts: Parts, opts: Class
     history = []
     state = {"status": K.OK, "error": None}
     lock = threading.Lock()
-    predictor = _Live(parts) if valid is not None else None
-    epoch_of = [0]
+    if valid is not None:
+        from .model import Classifier  # a predictor over the matrices being trained
 
-    def worker(tid: int, order: np.ndarray, nxt: list) -> None:
+        predictor = Classifier(parts)
+
+    def worker(tid: int, epoch: int, order: np.ndarray, nxt: list) -> None:
         try:
             fd = os.open(sp.path, os.O_RDONLY)
         except OSError as e:
@@ -201,7 +205,7 @@ def _run_epochs(sp, d, ptr, bag, hashes, brow, maxbag, parts: Parts, opts: Class
                 ids = np.concatenate([sp.read_chunk(fd, int(c))
                                       for c in order[j * GROUP:(j + 1) * GROUP]])
                 starts = np.concatenate([[0], np.flatnonzero(ids == -1)[:-1] + 1])
-                starts = np.random.default_rng([opts.seed, epoch_of[0], j]).permutation(starts)
+                starts = np.random.default_rng([opts.seed, epoch, j]).permutation(starts)
                 st = K.train_lines(ids, starts, label_remap, ptr, bag, hashes, opts.word_ngrams,
                                    parts.settings["buckets"], brow, parts.input, parts.output,
                                    loss, opts.neg, negtab, hs_ptr, hs_node, hs_code, table,
@@ -222,8 +226,7 @@ def _run_epochs(sp, d, ptr, bag, hashes, brow, maxbag, parts: Parts, opts: Class
         for epoch in range(opts.epochs):
             order = epoch_order(opts.seed, epoch, nchunks)
             nxt = [0]
-            epoch_of[0] = epoch
-            workers = [threading.Thread(target=worker, args=(t, order, nxt), daemon=True)
+            workers = [threading.Thread(target=worker, args=(t, epoch, order, nxt), daemon=True)
                        for t in range(T)]
             try:
                 for w in workers:
@@ -244,10 +247,10 @@ def _run_epochs(sp, d, ptr, bag, hashes, brow, maxbag, parts: Parts, opts: Class
             if state["status"] == K.DIVERGED:
                 raise TrainingError(_diverged(opts, f" in epoch {epoch + 1}"))
             tot = losses.sum(axis=0)
-            rec = {"epoch": epoch + 1,
-                   "loss": float((tot[0] - last[0]) / (tot[1] - last[1])) if tot[1] > last[1] else None}
+            seen = tot[1] - last[1]
+            rec = {"epoch": epoch + 1, "loss": float((tot[0] - last[0]) / seen) if seen else None}
             last = tot
-            if predictor is not None:
+            if valid is not None:
                 from .metrics import evaluate
 
                 rec["valid_accuracy"] = evaluate(predictor, valid)["accuracy"]
@@ -259,14 +262,3 @@ def _run_epochs(sp, d, ptr, bag, hashes, brow, maxbag, parts: Parts, opts: Class
                 on_epoch(rec)
     return history
 
-
-class _Live:
-    """A predictor over the matrices being trained (for --valid), rebuilt tables only once."""
-
-    def __init__(self, parts: Parts):
-        self.parts = parts
-        self.labels = parts.labels
-        self.tables = Tables(parts)
-
-    def predict_proba(self, texts):
-        return self.tables.predict_proba(texts)

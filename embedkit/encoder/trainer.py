@@ -1,9 +1,10 @@
 """The pretraining loop: corpus → piece streams → batches → loss and gradients → AdamW, with
 checkpoints in ENCDIR, exact ``--resume``, a held-out evaluation and a summary.
 
-Python owns the loop, the schedule and the RNG (one ``np.random.Generator`` draws every window
-and every mask, and its state is checkpointed); NumPy/Numba do the numbers. A non-finite loss
-stops training with an error and leaves the last good checkpoint in place.
+Python owns the loop, the schedule and the RNG (one ``np.random.Generator`` draws every window,
+every mask and every contrastive pair, and its state is checkpointed); NumPy/Numba do the
+numbers. A non-finite loss stops training with an error and leaves the last good checkpoint in
+place.
 """
 from __future__ import annotations
 
@@ -144,8 +145,10 @@ def train(paths, tokenizer, encdir, *, steps: int | None = None, epochs: float |
     """Pretrain (or resume) an encoder on ``paths``; returns the summary dict.
 
     ``options``: architecture keys (``objective, layers, dim, heads, ffn, max_len, positions``;
-    None = default, or the checkpoint's on resume) and ``batch_size, lr, warmup, seed,
-    weight_decay, clip, checkpoint_every``. ``callback(step, loss)`` runs after each step.
+    None = default, or the checkpoint's on resume), with a contrastive objective also
+    ``pair, negatives, pool, projection, score, temperature, contrastive_weight``
+    (``contrastive.DEFAULTS``), and ``batch_size, lr, warmup, seed, weight_decay, clip,
+    checkpoint_every``. ``callback(step, loss)`` runs after each step.
     """
     unknown = set(options) - set(DEFAULTS) - set(TRAIN_DEFAULTS) - set(contrastive.DEFAULTS)
     if unknown:

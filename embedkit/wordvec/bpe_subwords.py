@@ -67,11 +67,12 @@ class BpeBag:
     kind = "bpe"
     bag = "all"
 
-    def __init__(self, tokenizer, min_len: int = 2, max_len: int = 0, where: str = "tokenizer"):
-        from .bpe_bag import BagIndex
+    def __init__(self, tokenizer, min_len: int = 2, max_len: int = 0, where: str = "tokenizer",
+                 own: int | None = None):
+        from .bpe_bag import OWN_WEIGHT, BagIndex
 
         self.tokenizer = tokenizer
-        self.index = BagIndex(tokenizer, min_len, max_len, where)
+        self.index = BagIndex(tokenizer, min_len, max_len, where, OWN_WEIGHT if own is None else own)
 
     @classmethod
     def load(cls, tokdir: str | os.PathLike, min_len: int = 2, max_len: int = 0) -> "BpeBag":
@@ -92,14 +93,15 @@ class BpeBag:
 
     def to_meta(self) -> dict:
         return {"kind": self.kind, "bag": self.bag, "min_len": self.index.min_len,
-                "max_len": self.index.max_len, "files": self.tokenizer.to_files()}
+                "max_len": self.index.max_len, "own_weight": self.index.own,
+                "files": self.tokenizer.to_files()}
 
     @classmethod
     def from_meta(cls, meta: dict) -> "BpeBag":
         from ..bpe.model import BPETokenizer
 
         return cls(BPETokenizer.from_files(meta["files"], "model subwords"), int(meta["min_len"]),
-                   int(meta["max_len"]), "model subwords")
+                   int(meta["max_len"]), "model subwords", int(meta.get("own_weight", 1)))
 
 
 def load_scheme(tokdir: str | os.PathLike, bag: str, min_len: int, max_len: int):

@@ -234,3 +234,36 @@ def negative_table(counts: np.ndarray, power: float = 0.75) -> np.ndarray:
 
     p = counts.astype(np.float64) ** power
     return alias_table(p / p.sum())
+
+
+class _Discard:
+    """A spool that keeps nothing: counting alone runs the spooler's own tokenization."""
+
+    @staticmethod
+    def write(data) -> None:
+        return None
+
+
+def count_file(path, lowercase: bool = False) -> SpooledCorpus:
+    """One file's words (first-seen order), counts and token total, without an id spool: the
+    map step of a distributed vocabulary count (``embedkit.cluster``). The same ``_Spooler``
+    code as ``spool_corpus``, so the words and counts are those of the single-node pass."""
+    out = SpooledCorpus(Path(os.fspath(path)))
+    sp = _Spooler(out, _Discard, lowercase)
+    _spool_file(sp, path, None)
+    out.counts = out.counts[:len(out.words)]
+    return out
+
+
+def merge_counts(a: SpooledCorpus, b: SpooledCorpus) -> SpooledCorpus:
+    """The reduce step: exact int64 sums; ``a``'s words first, then ``b``'s new ones in their
+    first-seen order, so adjacent shards merged in order give the first-seen order of the whole
+    corpus — the order ``build_vocab`` breaks count ties by."""
+    index = {w: i for i, w in enumerate(a.words)}
+    new = [w for w in b.words if w not in index]
+    for w in new:
+        index[w] = len(index)
+    counts = np.concatenate([a.counts[:len(a.words)], np.zeros(len(new), np.int64)])
+    counts[np.fromiter(map(index.__getitem__, b.words), np.int64, len(b.words))] += \
+        b.counts[:len(b.words)]  # b's words are distinct: no index repeats
+    return SpooledCorpus(a.path, a.words + new, counts, tokens=a.tokens + b.tokens)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import Parts
 
-VERSION = 1
+VERSION = 1  # bump when a reader gives different Parts for the same file
 
 
 def directory() -> Path | None:
@@ -44,8 +44,8 @@ def get(k: str) -> Parts | None:
             return None
         blob = arrays["tokens"].tobytes().decode("utf-8", "surrogatepass")
         tokens = blob.split("\0") if blob else []
-        merges = arrays["merges"].astype(np.int64).reshape(-1, 2).tolist()
-        return Parts(tokens, [tuple(m) for m in merges], meta["settings"])
+        m = np.asarray(arrays["merges"]).reshape(-1, 2)
+        return Parts(tokens, list(zip(m[:, 0].tolist(), m[:, 1].tolist())), meta["settings"])
     except (EmbedkitError, KeyError, ValueError, OSError, UnicodeDecodeError):
         return None
 

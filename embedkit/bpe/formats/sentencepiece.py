@@ -192,8 +192,11 @@ class Runtime:
         self.unk = settings["unk_id"]
         self.fallback_bytes = [ids.get(f"<0x{b:02X}>", self.unk) for b in range(256)] \
             if settings.get("byte_fallback") else None
-        self.cut = re.compile(f"{SPACE}+[^{SPACE}]*|[^{SPACE}]+") if settings.get("split_words") \
-            else None
+        cut = settings.get("cut") or (f"{SPACE}+[^{SPACE}]*|[^{SPACE}]+"
+                                      if settings.get("split_words") else None)
+        self.cut = re.compile(cut) if cut else None
+        self.each = bool(settings.get("prefix_each_section"))  # HF: normalizer per section
+        self.fuse = bool(settings.get("fuse_unk", True))
         self.control = set(settings.get("control_ids") or []) - {self.unk}
         self.byte_ids = set(settings.get("byte_ids") or [])
 
@@ -214,7 +217,7 @@ class Runtime:
             text = " ".join(w for w in text.split(" ") if w)
         if not text:
             return ""
-        if s.get("add_dummy_prefix"):
+        if s.get("add_dummy_prefix") and not (s.get("prefix_if_missing") and text[0] == " "):
             text = " " + text
         return text.replace(" ", SPACE) if s.get("escape_whitespaces") else text
 
@@ -223,6 +226,14 @@ class Runtime:
         if specials is None:
             return self._cut(self.whitespace(self.normalize_chars(text)))
         parts = specials.split(text)
+        if self.each:
+            out = []
+            for k, part in enumerate(parts):
+                if k % 2:
+                    out.append(special_of(part))
+                elif part:
+                    out.extend(self._cut(self.whitespace(self.normalize_chars(part))))
+            return out
         text = "".join(p if k % 2 else self.normalize_chars(p) for k, p in enumerate(parts))
         out: list[str] = []
         for k, part in enumerate(specials.split(self.whitespace(text))):
@@ -245,7 +256,7 @@ class Runtime:
             if i < self.v:
                 out.append(i)
             elif self.fallback_bytes is None:
-                if not (k and ids[k - 1] >= self.v):
+                if self.unk is not None and not (self.fuse and k and ids[k - 1] >= self.v):
                     out.append(self.unk)
             else:
                 out.extend(self.fallback_bytes[b] for b in symbol(i).encode("utf-8", "surrogatepass"))

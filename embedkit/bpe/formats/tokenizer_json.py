@@ -1,8 +1,10 @@
-"""HF ``tokenizer.json`` (``tokenizers``' single-file format), BPE models with a byte-level
-pre-tokenizer: ``ByteLevel`` (GPT-2's regex), or ``Split(regex)`` + ``ByteLevel(use_regex:
-false)`` (Llama-3, Qwen2); an optional NFC normalizer; ``added_tokens`` with their flags;
-``ignore_merges``; merges as ``"a b"`` strings or ``["a", "b"]`` pairs. Other models
-(WordPiece, Unigram, WordLevel) and other pre-tokenizers are refused, naming what was found.
+"""HF ``tokenizer.json`` (``tokenizers``' single-file format), BPE models. Byte-level:
+``ByteLevel`` (GPT-2's regex), or ``Split(regex)`` + ``ByteLevel(use_regex: false)`` (Llama-3,
+Qwen2), an optional NFC normalizer. sentencepiece-style (Llama-2, Mistral): ``▁`` for spaces
+by [Precompiled] + Prepend + Replace normalizers or a Metaspace pre-tokenizer, byte fallback.
+Both: ``added_tokens`` with their flags; ``ignore_merges``; merges as ``"a b"`` strings or
+``["a", "b"]`` pairs. Other models (WordPiece, Unigram, WordLevel) and other pre-tokenizers
+are refused, naming what was found.
 """
 from __future__ import annotations
 
@@ -84,6 +86,59 @@ def _normalizer(norm, where) -> str | None:
     raise InputError(where, f"normalizer {'+'.join(map(str, kinds))} is not supported (none or NFC)")
 
 
+SPACE = "\u2581"
+
+
+def _metaspace(obj) -> dict | None:
+    """Settings of a sentencepiece-style tokenizer.json (Llama-2, Mistral): spaces as ``▁``, by
+    a normalizer [Precompiled] + Prepend("▁") + Replace(" ", "▁") and no pre-tokenizer, or by a
+    Metaspace pre-tokenizer; None for any other shape."""
+    norm, pre = obj.get("normalizer"), obj.get("pre_tokenizer")
+    steps = (norm.get("normalizers") if norm.get("type") == "Sequence" else [norm]) \
+        if isinstance(norm, dict) else []
+    if not isinstance(steps, list) or not all(isinstance(x, dict) for x in steps):
+        return None
+    charsmap = ""
+    if steps and steps[0].get("type") == "Precompiled":
+        charsmap = steps[0].get("precompiled_charsmap") or ""
+        steps = steps[1:]
+    kinds = [x.get("type") for x in steps]
+    if pre is None and kinds in (["Prepend", "Replace"], ["Replace"]):
+        if steps[-1].get("pattern") != {"String": " "} or steps[-1].get("content") != SPACE or \
+                (len(steps) == 2 and steps[0].get("prepend") != SPACE):
+            return None
+        return {"charsmap": charsmap, "add_dummy_prefix": len(steps) == 2,
+                "prefix_each_section": True, "cut": None}
+    if isinstance(pre, dict) and pre.get("type") == "Metaspace" and not kinds and \
+            pre.get("replacement", SPACE) == SPACE:
+        scheme = pre.get("prepend_scheme", "always" if pre.get("add_prefix_space", True) else "never")
+        return {"charsmap": charsmap, "add_dummy_prefix": scheme != "never",
+                "prefix_each_section": scheme == "always", "prefix_if_missing": True,
+                "cut": f"{SPACE}[^{SPACE}]*|[^{SPACE}]+" if pre.get("split", True) else None}
+    return None
+
+
+def _read_metaspace(model: dict, tokens: list[str], merges, specials, holes, meta, where) -> Parts:
+    from .. import files
+
+    ids = {t: i for i, t in enumerate(tokens)}
+    unk = model.get("unk_token")
+    if unk is not None and unk not in ids:
+        raise InputError(where, f"unk_token {unk!r} is not in the vocabulary")
+    byte_ids = [i for i, t in enumerate(tokens) if re.fullmatch(r"<0x[0-9A-F]{2}>", t)]
+    glued = any(SPACE in t.lstrip(SPACE) for t in tokens)
+    settings = files.settings_for(False, special_tokens=specials)
+    settings.update({
+        "mode": "sentencepiece", "pattern": "sentencepiece", "end_of_word_suffix": None,
+        "byte_fallback": bool(model.get("byte_fallback", False)),
+        "unk_id": ids.get(unk) if unk is not None else None, "unk_surface": unk or "",
+        "fuse_unk": bool(model.get("fuse_unk", False)), "control_ids": [], "byte_ids": byte_ids,
+        "remove_extra_whitespaces": False, "escape_whitespaces": True,
+        "split_words": not glued, "reserved_ids": holes, "source": {"kind": "tokenizer.json"},
+        **meta})
+    return Parts(tokens, merges, settings)
+
+
 def read(text: str, obj: dict, where) -> Parts:
     from .. import files
 
@@ -101,8 +156,10 @@ def read(text: str, obj: dict, where) -> Parts:
             raise InputError(where, f"BPE with {key} {model[key]!r} is not supported")
     if model.get("dropout"):
         raise InputError(where, "BPE dropout is not supported (encoding would be random)")
-    pattern, prefix = _pre_tokenizer(obj.get("pre_tokenizer"), where)
-    normalizer = _normalizer(obj.get("normalizer"), where)
+    meta = _metaspace(obj)
+    if meta is None:
+        pattern, prefix = _pre_tokenizer(obj.get("pre_tokenizer"), where)
+        normalizer = _normalizer(obj.get("normalizer"), where)
     vocab = model.get("vocab")
     if not isinstance(vocab, dict) or not vocab:
         raise InputError(where, "model.vocab must be a non-empty object {token: id}")
@@ -151,6 +208,8 @@ def read(text: str, obj: dict, where) -> Parts:
             raise InputError(where, f"merge {k}: {e.problem}", _merge_line(text, k)) from None
     from ..trainer import dedupe_merges
 
+    if meta is not None:
+        return _read_metaspace(model, tokens, dedupe_merges(merges), specials, holes, meta, where)
     settings = files.settings_for(True, special_tokens=specials)
     settings.update({"pattern": pattern, "gaps": pattern != GPT2_PATTERN,
                      "add_prefix_space": prefix, "normalizer": normalizer,
@@ -161,8 +220,44 @@ def read(text: str, obj: dict, where) -> Parts:
     return Parts(tokens, dedupe_merges(merges), settings)
 
 
+def write_metaspace(tokens: list[str], merges: list[tuple[int, int]], settings: dict) -> str:
+    """A sentencepiece BPE as HF writes Llama-2-style files: normalizer [Precompiled (the
+    character map)] + Prepend("▁") + Replace(" ", "▁"), no pre-tokenizer, byte fallback.
+    (Metaspace would not add the dummy prefix to a text that starts with a space.)"""
+    prefix = bool(settings.get("add_dummy_prefix"))
+    reserved_ids = set(settings.get("reserved_ids") or [])
+    ids = {t: i for i, t in enumerate(tokens)}
+    unk = settings.get("unk_id")
+    decoders = [{"type": "Replace", "pattern": {"String": SPACE}, "content": " "},
+                {"type": "ByteFallback"}, {"type": "Fuse"}]
+    if prefix:
+        decoders.append({"type": "Strip", "content": " ", "start": 1, "stop": 0})
+    obj = {"version": "1.0", "truncation": None, "padding": None,
+           "added_tokens": [{"id": ids[t], "content": t, "single_word": False, "lstrip": False,
+                             "rstrip": False, "normalized": False, "special": False}
+                            for t in settings["special_tokens"]],
+           "normalizer": {"type": "Sequence", "normalizers": (
+               [{"type": "Precompiled", "precompiled_charsmap": settings["charsmap"]}]
+               if settings.get("charsmap") else []) + (
+               [{"type": "Prepend", "prepend": SPACE}] if prefix else []) + [
+               {"type": "Replace", "pattern": {"String": " "}, "content": SPACE}]},
+           "pre_tokenizer": None,
+           "post_processor": None,
+           "decoder": {"type": "Sequence", "decoders": decoders},
+           "model": {"type": "BPE", "dropout": None,
+                     "unk_token": tokens[unk] if unk is not None else None,
+                     "continuing_subword_prefix": None, "end_of_word_suffix": None,
+                     "fuse_unk": bool(settings.get("fuse_unk", True)),
+                     "byte_fallback": bool(settings.get("byte_fallback")), "ignore_merges": False,
+                     "vocab": {t: i for i, t in enumerate(tokens) if i not in reserved_ids},
+                     "merges": [[tokens[a], tokens[b]] for a, b in merges]}}
+    return json.dumps(obj, ensure_ascii=False, indent=1) + "\n"
+
+
 def write(tokens: list[str], merges: list[tuple[int, int]], settings: dict) -> str:
-    """A tokenizer.json HF ``tokenizers`` loads with the same ids (byte-level vocabularies)."""
+    """A tokenizer.json HF ``tokenizers`` loads with the same ids."""
+    if settings["mode"] == "sentencepiece":
+        return write_metaspace(tokens, merges, settings)
     if settings["mode"] != "byte-level":
         raise ValueError("byte-level only")
     # Oniguruma (HF) reads tiktoken's possessive interval "{1,3}+" as "({1,3})+": drop the "+"

@@ -275,8 +275,6 @@ def parse(path: str | os.PathLike, policy=None) -> FastTextModel:
         out = _dense(r, nout, args["dim"], "output matrix")
     if r.pos != size:
         raise InputError(path, f"{size - r.pos} unexpected bytes after the output matrix")
-    if not np.isfinite(out).all() or (out_norms is not None and not np.isfinite(out_norms).all()):
-        raise InputError(path, "non-finite value (NaN or inf) in the output matrix")
     keys = words
     if policy is not None and policy.unicode_errors == "replace":
         keys = [w.decode("utf-8", "surrogateescape") for w in raw[:nwords]]

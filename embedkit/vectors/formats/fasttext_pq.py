@@ -29,10 +29,11 @@ class Quantized:
     norms: np.ndarray | None  # None without qnorm
 
     def scaled(self) -> np.ndarray:
-        """Rows as fastText adds them to a vector: float32(norm * centroid)."""
-        if self.norms is None:
-            return self.rows
-        return self.rows * self.norms[:, None]
+        """Rows as fastText adds them to a vector, float32(norm * centroid) (in place)."""
+        if self.norms is not None:
+            self.rows *= self.norms[:, None]
+            self.norms = None
+        return self.rows
 
 
 def read_quantized(r, rows: int, dim: int, what: str) -> Quantized:
@@ -51,12 +52,15 @@ def read_quantized(r, rows: int, dim: int, what: str) -> Quantized:
     if pq_dim != dim or codesize != m * nsubq:
         raise InputError(r.path, f"corrupt fastText {what}: quantizer of dimension {pq_dim} with "
                                  f"{nsubq} parts, {codesize} codes for {m} x {dim}")
-    out = np.empty((m, dim), np.float32)
     codes = codes.reshape(m, nsubq)
-    for k in range(nsubq):
-        d = lastdsub if k == nsubq - 1 else dsub
-        table = centroids[k * KSUB * dsub:k * KSUB * dsub + KSUB * d].reshape(KSUB, d)
-        out[:, k * dsub:k * dsub + d] = table[codes[:, k]]
+    out = np.empty((m, dim), np.float32)
+    full = (nsubq - 1) * dsub  # all parts but the last have dsub values: one gather for them,
+    if full:                   # a centroid moved as one opaque dsub * 4-byte item
+        tables = centroids[:(nsubq - 1) * KSUB * dsub].view(f"V{4 * dsub}")
+        at = codes[:, :-1] + (np.arange(nsubq - 1, dtype=np.intp) * KSUB)[None, :]
+        out[:, :full] = tables[at].view(np.float32).reshape(m, full)
+    start = (nsubq - 1) * KSUB * dsub
+    out[:, full:] = centroids[start:start + KSUB * lastdsub].reshape(KSUB, lastdsub)[codes[:, -1]]
     norms = None
     if qnorm:
         if m > len(r.buf) - r.pos:

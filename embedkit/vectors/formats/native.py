@@ -77,9 +77,8 @@ def load_native(path: str | os.PathLike, mmap: bool = True) -> tuple[dict[str, A
     for name in ("input", "output"):
         if name in arrays:
             _float_rows(bad, name, arrays[name], len(words), dim)
-    for name in ("settings",):
-        if not isinstance(meta.get(name, {}), dict):
-            raise bad(f"meta {name!r}", "is not an object")
+    if not isinstance(meta.get("settings", {}), dict):
+        raise bad("meta 'settings'", "is not an object")
     sub = meta.get("subwords", {"kind": "none"})
     rows = arrays.get("subword_rows")
     meta["subwords"] = _check_subwords(bad, sub, rows, dim)

@@ -1,0 +1,166 @@
+"""What Dask costs and gives for `bpe learn`: a generated corpus of gzipped shards (dev.txt's lines
+shuffled and repeated up to --gb), learned single-node and on a `local:N` cluster of the same
+machine, merges checked identical.
+
+    python benchmarks/bench_scale.py                     # 2 GB, 16 shards, local:2, median of 3
+    python benchmarks/bench_scale.py --gb 0.02 --shards 4 --repeat 1   # a quick check that it runs
+
+Figures: single-node MB/s (uncompressed corpus bytes / whole-process wall time) and peak RSS;
+`local:N` / single-node wall-time ratio (the engine's overhead on the same cores; goal <= 1.25);
+counting throughput per worker (MB/s of one worker process counting one shard, and over the
+whole cluster run) and each worker's peak RSS, which should not grow with --gb (a worker holds
+one shard's word table at a time) — run two sizes to see it.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus" / "dev.txt"
+
+
+def generate(out: Path, gb: float, shards: int, seed: int = 0) -> int:
+    """Write shards 000.txt.gz...; returns the uncompressed size. Same files for the same args."""
+    lines = DEV.read_bytes().splitlines(keepends=True)
+    target = int(gb * 1e9)
+    per_shard = -(-target // shards)
+    rng = random.Random(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    total, order = 0, []
+    for k in range(shards):
+        size = 0
+        with gzip.open(out / f"{k:03d}.txt.gz", "wb", compresslevel=1) as f:
+            while size < per_shard and total < target:
+                if not order:
+                    order = list(range(len(lines)))
+                    rng.shuffle(order)
+                chunk = b"".join(lines[i] for i in order[-4096:])
+                del order[-4096:]
+                f.write(chunk)
+                size += len(chunk)
+                total += len(chunk)
+    return total
+
+
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) of a child process."""
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed: {' '.join(cmd)}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def _maxrss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cluster_figures(files: list[str], workers: int) -> dict:
+    """Counting on local:N from this process: start-up, counting wall time, each worker's
+    peak RSS."""
+    from embedkit import cluster
+
+    t = time.perf_counter()
+    with cluster.connect(f"local:{workers}") as runner:
+        runner.warm()
+        start = time.perf_counter() - t
+        t = time.perf_counter()
+        cluster.bpe_counts(runner, files)
+        wall = time.perf_counter() - t
+        rss = sorted(runner.client.run(_maxrss_mib).values())
+    return {"startup_s": start, "count_s": wall, "worker_rss_mib": rss}
+
+
+def one_shard(path: str) -> tuple[float, float, int]:
+    """(seconds, peak RSS MiB, uncompressed bytes) of one process counting one shard."""
+    code = ("import sys, time, gzip\nfrom embedkit.bpe.count import count_shard\n"
+            "from embedkit.cluster import warm_up\nwarm_up()\nt = time.perf_counter()\n"
+            "count_shard(sys.argv[1])\nprint(time.perf_counter() - t)\n")
+    p = subprocess.Popen([sys.executable, "-c", code, path], stdout=subprocess.PIPE, text=True)
+    out = p.stdout.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit("one-shard count failed")
+    with gzip.open(path, "rb") as f:
+        size = sum(len(b) for b in iter(lambda: f.read(1 << 24), b""))
+    return float(out), usage.ru_maxrss / 1024, size
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--gb", type=float, default=2.0, help="uncompressed corpus size (GB)")
+    ap.add_argument("--shards", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=2, help="local:N")
+    ap.add_argument("--vocab-size", type=int, default=32000)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each, alternating; median")
+    ap.add_argument("--workdir", help="keep the generated shards here (default: a temp folder)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if not DEV.is_file():
+        sys.exit(f"needs {DEV}")
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        work = Path(args.workdir or tmp)
+        shards = work / f"shards-{args.gb:g}gb-{args.shards}"
+        if not shards.is_dir():
+            size = generate(shards, args.gb, args.shards)
+            (shards / "SIZE").write_text(str(size))
+        size = int((shards / "SIZE").read_text())
+        files = sorted(str(p) for p in shards.glob("*.txt.gz"))
+        glob_ = str(shards / "*.txt.gz")
+        ek = [sys.executable, "-m", "embedkit", "bpe", "learn", "--vocab-size",
+              str(args.vocab_size), "-q"]
+        single, dist = [], []
+        for r in range(args.repeat):
+            single.append(timed(ek + [*files, "-o", str(work / "tok1"), "--threads",
+                                      str(args.workers)]))
+            dist.append(timed(ek + [glob_, "-o", str(work / "tok2"), "--scheduler",
+                                    f"local:{args.workers}"]))
+        same = (work / "tok1" / "merges.txt").read_bytes() == \
+            (work / "tok2" / "merges.txt").read_bytes()
+        shard_s, shard_rss, shard_bytes = one_shard(files[0])
+        cl = cluster_figures(files, args.workers)
+    s_wall = statistics.median(w for w, _ in single)
+    d_wall = statistics.median(w for w, _ in dist)
+    res = {
+        "corpus_mb": size / 1e6, "shards": args.shards, "workers": args.workers,
+        "single_s": s_wall, "single_mb_s": size / 1e6 / s_wall,
+        "single_rss_mib": max(m for _, m in single),
+        "dask_s": d_wall, "dask_client_rss_mib": max(m for _, m in dist),
+        "ratio_dask_over_single": d_wall / s_wall, "merges_identical": same,
+        "one_shard_mb_s": shard_bytes / 1e6 / shard_s, "one_shard_rss_mib": shard_rss,
+        "cluster_startup_s": cl["startup_s"], "cluster_count_s": cl["count_s"],
+        "cluster_mb_s_per_worker": size / 1e6 / cl["count_s"] / args.workers,
+        "worker_rss_mib": cl["worker_rss_mib"],
+    }
+    if args.json:
+        print(json.dumps(res))
+        return
+    print(f"corpus {res['corpus_mb']:.0f} MB in {args.shards} gzipped shards, vocab "
+          f"{args.vocab_size}, median of {args.repeat}; merges identical: {same}\n")
+    print("| run | wall s | MB/s | peak RSS MiB | vs single-node |\n|---|---|---|---|---|")
+    print(f"| single-node, --threads {args.workers} | {s_wall:.1f} | {res['single_mb_s']:.1f} | "
+          f"{res['single_rss_mib']:.0f} | 1.00x |")
+    print(f"| --scheduler local:{args.workers} (client) | {d_wall:.1f} | {size / 1e6 / d_wall:.1f}"
+          f" | {res['dask_client_rss_mib']:.0f} | {res['ratio_dask_over_single']:.2f}x |")
+    print(f"\ncounting per worker: one shard in one process {res['one_shard_mb_s']:.1f} MB/s "
+          f"(peak RSS {shard_rss:.0f} MiB); on local:{args.workers} "
+          f"{res['cluster_mb_s_per_worker']:.1f} MB/s per worker (count {cl['count_s']:.1f} s "
+          f"after {cl['startup_s']:.1f} s start-up), worker peak RSS "
+          f"{', '.join(f'{m:.0f}' for m in cl['worker_rss_mib'])} MiB")
+
+
+if __name__ == "__main__":
+    main()

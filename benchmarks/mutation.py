@@ -1,0 +1,290 @@
+"""Mutation testing of the modules that hold decisions: does the suite notice when the code is wrong?
+
+Each mutant is one small edit of one module's syntax tree (a comparison flipped, ``and`` for
+``or``, ``+`` for ``-``, a constant 0/1 swapped, a return value dropped, a call statement
+removed, ...). For every mutant the project is copied to a temporary folder (one copy per job,
+restored between mutants), the edit applied there, and the module's mapped test files run with
+``pytest -x -q`` under a timeout. A failing run (or a timeout) kills the mutant; a passing run
+means no test noticed: a survivor, printed with file:line so it can be killed by a new assertion
+or explained as equivalent.
+
+    python benchmarks/mutation.py                              # every module (slow: hours)
+    python benchmarks/mutation.py --module vectors/evaluate --max-mutants 20 --jobs 2
+    python benchmarks/mutation.py --module corpus --list       # the mutants, without running
+
+Not a CI gate: run it by hand after changing a module or its tests. It uses its own small
+mutator (``ast``), so it needs nothing beyond the test extras.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# module (relative to embedkit/, without .py) -> the test files (or node ids) that should catch
+# its mutants
+MODULES: dict[str, list[str]] = {
+    "bpe/files": ["test_bpe_model.py", "test_bpe_cli.py",
+                  "test_promises.py::test_lowercase_recorded_in_tokdir_is_applied_on_encode_after_load"],
+    "bpe/model": ["test_bpe_model.py", "test_bpe_cli.py"],
+    "wordvec/trainer": ["test_train.py", "test_train_bpe.py"],
+    "vectors/evaluate": ["test_vectors.py", "test_query.py",
+                         "test_promises.py::test_eval_case_sensitive_turns_upper_casing_off"],
+    "vectors/model": ["test_vectors.py", "test_query.py"],
+    "encoder/model": ["test_encoder_model.py",
+                      "test_promises.py::test_a_space_before_mask_belongs_to_the_blank",
+                      "test_promises.py::test_generate_conditions_on_the_last_max_len_pieces"],
+    "corpus": ["test_corpus.py", "test_train.py"],
+    "io": ["test_store.py", "test_safety.py", "test_interrupts.py"],
+}
+
+_COMPARE_SWAP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
+                 ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.In: ast.NotIn, ast.NotIn: ast.In,
+                 ast.Is: ast.IsNot, ast.IsNot: ast.Is}
+_BINOP_SWAP = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.FloorDiv, ast.Div: ast.Mult,
+               ast.FloorDiv: ast.Mult, ast.Mod: ast.FloorDiv, ast.BitAnd: ast.BitOr,
+               ast.BitOr: ast.BitAnd}
+_SYMBOL = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=",
+           ast.In: "in", ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not", ast.Add: "+",
+           ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%",
+           ast.BitAnd: "&", ast.BitOr: "|", ast.And: "and", ast.Or: "or"}
+
+
+@dataclass
+class Mutant:
+    module: str
+    index: int  # position among the module's mutation sites (stable for a given source)
+    line: int
+    what: str
+    status: str = ""  # killed | survived | timeout | error
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """ids of docstring expressions (never mutated: they change nothing)."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                out.add(id(body[0]))
+    return out
+
+
+def _annotations(tree: ast.AST) -> set[int]:
+    """ids of every node inside a type annotation (never evaluated here: ``from __future__
+    import annotations``), so ``str | None`` is no mutation site."""
+    roots = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg) and node.annotation:
+            roots.append(node.annotation)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns:
+            roots.append(node.returns)
+        elif isinstance(node, ast.AnnAssign):
+            roots.append(node.annotation)
+    return {id(n) for r in roots for n in ast.walk(r)}
+
+
+def _sites(tree: ast.AST):
+    """Yield (node, description, apply) for every mutation site, in a fixed order.
+
+    ``apply()`` edits the tree in place."""
+    skip = _docstrings(tree) | _annotations(tree)
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Compare):
+            for k, op in enumerate(node.ops):
+                new = _COMPARE_SWAP.get(type(op))
+                if new:
+                    yield node, f"{_SYMBOL[type(op)]} -> {_SYMBOL[new]}", \
+                        (lambda n=node, k=k, new=new: n.ops.__setitem__(k, new()))
+        elif isinstance(node, ast.BoolOp):
+            new = ast.Or if isinstance(node.op, ast.And) else ast.And
+            yield node, f"{_SYMBOL[type(node.op)]} -> {_SYMBOL[new]}", \
+                (lambda n=node, new=new: setattr(n, "op", new()))
+        elif isinstance(node, (ast.BinOp, ast.AugAssign)):
+            new = _BINOP_SWAP.get(type(node.op))
+            if new:
+                yield node, f"{_SYMBOL[type(node.op)]} -> {_SYMBOL[new]}", \
+                    (lambda n=node, new=new: setattr(n, "op", new()))
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            yield node, "not x -> bool(x)", \
+                (lambda n=node: setattr(n, "operand", ast.UnaryOp(ast.Not(), n.operand)))
+        elif isinstance(node, ast.Constant) and type(node.value) in (bool, int):
+            v = node.value
+            new = (not v) if isinstance(v, bool) else (1 if v == 0 else 0 if v == 1 else v + 1)
+            yield node, f"{v!r} -> {new!r}", (lambda n=node, new=new: setattr(n, "value", new))
+        elif isinstance(node, ast.Return) and node.value is not None and not (
+                isinstance(node.value, ast.Constant) and node.value.value is None):
+            yield node, "return x -> return None", (lambda n=node: setattr(n, "value", None))
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            yield node, "call statement removed", (lambda n=node: setattr(n, "value", ast.Constant(None)))
+        elif isinstance(node, ast.If):
+            yield node, "if c -> if not c", \
+                (lambda n=node: setattr(n, "test", ast.UnaryOp(ast.Not(), n.test)))
+
+
+def mutants(module: str) -> list[Mutant]:
+    tree = ast.parse(_path(ROOT, module).read_text(encoding="utf-8"))
+    return [Mutant(module, i, node.lineno, what) for i, (node, what, _) in enumerate(_sites(tree))]
+
+
+def mutated_source(module: str, index: int) -> str:
+    tree = ast.parse(_path(ROOT, module).read_text(encoding="utf-8"))
+    for i, (_, _, apply) in enumerate(_sites(tree)):
+        if i == index:
+            apply()
+            return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+    raise IndexError(index)
+
+
+def _path(tree_root: Path, module: str) -> Path:
+    return tree_root / "embedkit" / f"{module}.py"
+
+
+def _copy_tree(dest: Path) -> Path:
+    """A copy of the project at dest/main, timestamps kept (Numba's caches stay valid), with
+    ../shared pointing at the real shared data so data tests run as they do here."""
+    tree = dest / "main"
+    shutil.copytree(ROOT, tree, symlinks=True, copy_function=shutil.copy2,
+                    ignore=shutil.ignore_patterns(".git", ".pytest_cache", ".hypothesis", "*.egg-info"))
+    shared = ROOT.parent / "shared"
+    if shared.exists():
+        (dest / "shared").symlink_to(shared)
+    return tree
+
+
+def _run_tests(tree: Path, tests: list[str], timeout: float) -> str:
+    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+           *[str(tree / "tests" / t) for t in tests]]
+    try:
+        r = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "timeout"
+    if r.returncode == 0:
+        return "survived"
+    if r.returncode in (1, 2, 3):  # tests failed, interrupted (collection error), internal error
+        return "killed"
+    return "error"
+
+
+def _pick(ms: list[Mutant], limit: int | None) -> list[Mutant]:
+    """``limit`` mutants spread evenly over the module (deterministic)."""
+    if limit is None or limit >= len(ms):
+        return ms
+    step = len(ms) / limit
+    return [ms[int(i * step)] for i in range(limit)]
+
+
+def select(module: str, limit: int | None, only: list[int] | None) -> list[Mutant]:
+    ms = mutants(module)
+    return [m for m in ms if m.index in only] if only else _pick(ms, limit)
+
+
+def run(modules: list[str], limit: int | None, jobs: int, timeout: float | None,
+        quiet: bool, only: list[int] | None = None) -> list[Mutant]:
+    work = {m: select(m, limit, only) for m in modules}
+    with tempfile.TemporaryDirectory(prefix="embedkit-mutation-") as tmp:
+        trees: queue.Queue = queue.Queue()
+        for j in range(jobs):
+            (Path(tmp) / str(j)).mkdir()
+            trees.put(_copy_tree(Path(tmp) / str(j)))
+        done: list[Mutant] = []
+        for module, ms in work.items():
+            tests = MODULES[module]
+            tree = trees.get()
+            t0 = time.perf_counter()
+            base = _run_tests(tree, tests, timeout or 1800)
+            elapsed = time.perf_counter() - t0
+            trees.put(tree)
+            if base != "survived":
+                print(f"{module}: the unmutated tests do not pass ({base}); skipped", file=sys.stderr)
+                continue
+            limit_s = timeout or max(60.0, 3 * elapsed)
+            if not quiet:
+                print(f"{module}: {len(ms)} mutants, tests {', '.join(tests)} "
+                      f"(clean run {elapsed:.0f} s, timeout {limit_s:.0f} s)", file=sys.stderr)
+
+            def one(m: Mutant) -> Mutant:
+                tree = trees.get()
+                target = _path(tree, m.module)
+                original = target.read_bytes()
+                try:
+                    target.write_text(mutated_source(m.module, m.index), encoding="utf-8")
+                    m.status = _run_tests(tree, tests, limit_s)
+                finally:
+                    target.write_bytes(original)
+                    trees.put(tree)
+                if not quiet:
+                    print(f"  {m.status:8s} {m.module}.py:{m.line}  {m.what}", file=sys.stderr)
+                return m
+
+            with ThreadPoolExecutor(jobs) as pool:
+                done.extend(pool.map(one, ms))
+    return done
+
+
+def report(results: list[Mutant]) -> str:
+    lines = ["| module | mutants | killed | timeout | survived | killed % |", "|---|---|---|---|---|---|"]
+    by: dict[str, list[Mutant]] = {}
+    for m in results:
+        by.setdefault(m.module, []).append(m)
+    for module, ms in by.items():
+        n = len(ms)
+        k = sum(m.status == "killed" for m in ms)
+        t = sum(m.status == "timeout" for m in ms)
+        s = sum(m.status in ("survived", "error") for m in ms)
+        lines.append(f"| {module} | {n} | {k} | {t} | {s} | {100 * (k + t) / n:.0f} |")
+    survivors = [m for m in results if m.status in ("survived", "error")]
+    if survivors:
+        lines += ["", "survivors (kill with an assertion, or explain as equivalent):"]
+        lines += [f"  embedkit/{m.module}.py:{m.line}  {m.what}" + (" (error)" if m.status == "error" else "")
+                  for m in survivors]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--module", action="append", choices=sorted(MODULES),
+                    help="module to mutate (repeatable; default: all)")
+    ap.add_argument("--max-mutants", type=int, help="at most N mutants per module, spread evenly")
+    ap.add_argument("--jobs", type=int, default=1, help="mutants tested at once (one tree copy each)")
+    ap.add_argument("--timeout", type=float,
+                    help="seconds per test run (default: 3x the clean run, at least 60)")
+    ap.add_argument("--only", type=int, action="append",
+                    help="run only mutant #N (the index --list shows; repeatable), e.g. survivors")
+    ap.add_argument("--list", action="store_true", help="list the mutants, run nothing")
+    ap.add_argument("--json", type=Path, help="also write the results to this file")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no per-mutant lines on stderr")
+    a = ap.parse_args(argv)
+    modules = a.module or list(MODULES)
+    if a.jobs < 1 or (a.max_mutants is not None and a.max_mutants < 1):
+        ap.error("--jobs and --max-mutants must be at least 1")
+    if a.list:
+        for module in modules:
+            for m in select(module, a.max_mutants, a.only):
+                print(f"embedkit/{module}.py:{m.line}\t#{m.index}\t{m.what}")
+        return 0
+    results = run(modules, a.max_mutants, a.jobs, a.timeout, a.quiet, a.only)
+    print(report(results))
+    if a.json:
+        a.json.write_text(json.dumps([m.__dict__ for m in results], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
