@@ -69,14 +69,15 @@ def _pattern(value):
     return resolve_pattern(value)
 
 
-def _corpus_files(corpus, scheduler) -> list[str]:
-    """CORPUS with quoted globs expanded (sorted), checked to exist; workers cannot read stdin."""
+def _corpus_files(corpus, files_only: str | None) -> list[str]:
+    """CORPUS with quoted globs expanded (sorted), checked to exist; ``files_only``: the option
+    (--scheduler, --out-dir) that needs files, because workers cannot read this stdin."""
     from embedkit.cluster import expand
     from embedkit.errors import UsageError
 
     files = expand(corpus)
-    if scheduler and "-" in files:
-        raise UsageError("--scheduler: workers read files, not stdin ('-')")
+    if files_only and "-" in files:
+        raise UsageError(f"{files_only} reads files, not stdin ('-')")
     _check_inputs(files)
     return files
 
@@ -182,7 +183,7 @@ def learn(ctx, corpus, output, vocab_size, min_frequency, byte_level, lowercase,
     pattern = _pattern(pattern) if from_counts is None else pattern
     if pattern is not None and not byte_level:
         raise UsageError("--pattern needs byte-level BPE (word mode splits on whitespace)")
-    corpus = _corpus_files(corpus, scheduler)
+    corpus = _corpus_files(corpus, scheduler and "--scheduler")
     _check_output(output, folder=fmt == "hf")
     _skip_numba_blas_probe()
     if from_counts is not None or scheduler:
@@ -244,7 +245,7 @@ def count_words(corpus, output, byte_level, lowercase, pattern, threads, schedul
     pattern = _pattern(pattern)
     if pattern is not None and not byte_level:
         raise UsageError("--pattern needs byte-level BPE (word mode splits on whitespace)")
-    corpus = _corpus_files(corpus, scheduler)
+    corpus = _corpus_files(corpus, scheduler and "--scheduler")
     _check_output(output, folder=False)
     _skip_numba_blas_probe()
     counts = _count_words(corpus, scheduler, byte_level, lowercase, pattern, threads, quiet)
@@ -467,7 +468,7 @@ def _encode_to_dir(tokdir, files, ids, pattern, allow_special, threads, out_dir,
 
     if not files:
         raise UsageError("--out-dir needs input FILES (workers read files, not stdin)")
-    files = _corpus_files(files, True)
+    files = _corpus_files(files, "--out-dir")
     if not os.path.isdir(os.path.dirname(os.path.abspath(out_dir))):
         raise UsageError(f"--out-dir {out_dir}: its parent folder does not exist")
     check_dir(out_dir, _MANIFEST)

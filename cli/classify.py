@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .common import dumps, echo_json, json_option, quiet_option, threads_option
+from .common import echo_json, json_option, quiet_option, threads_option
 
 _SEED = click.IntRange(0, 2**63 - 1)
 _PREFIX = click.option("--label-prefix", default="__label__", show_default=True,
@@ -199,6 +199,7 @@ def predict(model, files, k, prob, threshold, label_prefix, quiet):
 
     from embedkit.classify.metrics import top_k, top_k_arrays
     from embedkit.classify.model import load_model
+    from embedkit.classify.data import split_words
     from embedkit.corpus import iter_lines
     from embedkit.errors import InputError
 
@@ -229,8 +230,9 @@ def predict(model, files, k, prob, threshold, label_prefix, quiet):
             if not line.end:
                 raise InputError(line.path, "line longer than 1 MiB", line.lineno)
             text = line.text
-            batch.append([w for w in text.split() if not w.startswith(label_prefix)]
-                         if label_prefix in text else text.split())
+            words = split_words(text)
+            batch.append([w for w in words if not w.startswith(label_prefix)]
+                         if label_prefix in text else words)
             if len(batch) >= 1024:
                 yield batch
                 batch = []

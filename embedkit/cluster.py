@@ -1,10 +1,11 @@
-"""Corpus-sized counting on a Dask cluster: one task per shard file, an exact tree reduce.
+"""Corpus-sized passes on a Dask cluster: one task per shard file (``--scheduler``).
 
-Only the passes that read the whole corpus are spread out (``--scheduler``); what follows them
-(merge learning on the unique-word table) stays on this machine. Each shard is counted by the
-very code of the single-node path (``bpe.count.count_shard``, ``wordvec.vocab.count_file``) and
-adjacent results are summed pairwise in shard order, so the totals — and everything learned from
-them — do not depend on the sharding or the number of workers.
+Only the passes that read the whole corpus are spread out; what follows them (merge learning on
+the unique-word table) stays on this machine. Each shard is counted by the very code of the
+single-node path (``bpe.count.count_shard``, ``wordvec.vocab.count_file``) and adjacent results
+are summed pairwise in shard order, so the totals — and everything learned from them — do not
+depend on the sharding or the number of workers. ``Runner.map`` runs per-shard jobs whose results
+are small (``bpe encode --out-dir``).
 
 Dask is imported only by ``connect`` (the extra ``embedkit[dask]``); without ``--scheduler``
 nothing here is used but ``expand``.

@@ -89,15 +89,8 @@ def _dump_header(header: dict) -> bytes:
         return json.dumps(header, separators=(",", ":")).encode("ascii")
 
 
-def read_store(path: str | os.PathLike, kind: str | None = None, mmap: bool = True
-               ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Return ``(meta, arrays)``; arrays are read-only memory maps unless ``mmap`` is False.
-
-    Every field of the header is checked before an array is mapped: a file whose header lies
-    (a negative or overlapping offset, a shape past the end, an unknown dtype) is one
-    ``InputError`` naming the file and the field, never a NumPy exception.
-    """
-    name = os.fspath(path)
+def _read_header(name: str) -> tuple[dict[str, Any], int, int]:
+    """``(header, file size, offset of the first array byte)``, the header checked to be a JSON object."""
     with open_file(name) as f:
         try:
             size = os.fstat(f.fileno()).st_size
@@ -117,6 +110,27 @@ def read_store(path: str | os.PathLike, kind: str | None = None, mmap: bool = Tr
             raise InputError(name, f"cannot read: {e.strerror}") from None
     if not isinstance(header, dict):
         raise InputError(name, "corrupt embedkit file header: not a JSON object")
+    return header, size, _PREFIX.size + head_len
+
+
+def store_kind(path: str | os.PathLike) -> str | None:
+    """The ``kind`` an embedkit store declares, or None for a file that is not a store; a store
+    whose header is corrupt is an InputError. What the sniffers that route files by kind use."""
+    if not is_store(path):
+        return None
+    return str(_read_header(os.fspath(path))[0].get("kind"))
+
+
+def read_store(path: str | os.PathLike, kind: str | None = None, mmap: bool = True
+               ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Return ``(meta, arrays)``; arrays are read-only memory maps unless ``mmap`` is False.
+
+    Every field of the header is checked before an array is mapped: a file whose header lies
+    (a negative or overlapping offset, a shape past the end, an unknown dtype) is one
+    ``InputError`` naming the file and the field, never a NumPy exception.
+    """
+    name = os.fspath(path)
+    header, size, data_start = _read_header(name)
     if kind is not None and header.get("kind") != kind:
         raise InputError(name, f"holds a {header.get('kind')!r}, expected a {kind!r}")
     meta = header.get("meta", {})
@@ -125,7 +139,7 @@ def read_store(path: str | os.PathLike, kind: str | None = None, mmap: bool = Tr
     specs = header.get("arrays", {})
     if not isinstance(specs, dict):
         raise InputError(name, "corrupt embedkit file: field 'arrays' is not an object")
-    table = {key: _array_spec(name, key, spec, _PREFIX.size + head_len, size)
+    table = {key: _array_spec(name, key, spec, data_start, size)
              for key, spec in specs.items()}
     spans = sorted((off, off + nbytes, key) for key, (_, _, off, nbytes) in table.items() if nbytes)
     for (_, end, a), (start, _, b) in zip(spans, spans[1:]):

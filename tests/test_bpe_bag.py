@@ -188,6 +188,8 @@ def test_threads_1_seed_is_reproducible_and_default_is_segmentation(tokdir, tmp_
     (["--subwords", "bpe", "--tokenizer", "TOK", "--bpe-bag", "segmentation", "--bpe-max-len", "3"],
      "only used with --bpe-bag all"),
     (["--subwords", "bpe", "--tokenizer", "TOK", "--bpe-bag", "some"], "'some' is not one of"),
+    (["--subwords", "bpe", "--tokenizer", "TOK", "--bpe-bag", "all", "--bpe-min-len", "999"],
+     "the bags would be empty"),
     (["--subwords", "bpe", "--tokenizer", "SPM", "--bpe-bag", "all"],
      "token '▁' is not made of GPT-2 byte symbols"),
 ])

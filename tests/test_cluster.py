@@ -150,6 +150,12 @@ def test_merge_counts_sums_exactly_beyond_int32():
     assert merge_counts(big, Counter({"a": 2**40, "c": 3})) == {"a": 2**41, "b": 1, "c": 3}
 
 
+@pytest.mark.parametrize("byte_level", [True, False])
+def test_a_shard_the_worker_cannot_see_is_an_error(tmp_path, byte_level):
+    with pytest.raises(InputError, match="no such file"):
+        count_shard(str(tmp_path / "gone.txt"), byte_level=byte_level)
+
+
 def test_shard_table_round_trips(tmp_path):
     f = _write(tmp_path / "c.txt", TEXT.encode("latin-1"))
     table = count_shard(f)

@@ -293,7 +293,6 @@ def encdir(tmp_path):
     from embedkit import BPETokenizer
     from embedkit.bpe.files import settings_for
     from embedkit.bpe.pretokenize import byte_alphabet
-    from embedkit.encoder import checkpoint
     from embedkit.encoder.network import init_params
     from embedkit.encoder.vocab import PieceVocab
 

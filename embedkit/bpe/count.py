@@ -220,8 +220,10 @@ def count_shard(path, *, byte_level: bool = True, lowercase: bool = False,
     """One file's word counts by the single-node code on one thread: the map step of a
     distributed count (``embedkit.cluster``). A ``CountTable`` for the compiled scanner, else a
     ``Counter``; both merge exactly (``merge_counts``), so any sharding gives the same total."""
-    counts = count([path], byte_level=byte_level, lowercase=lowercase, threads=1, quiet=True,
-                   pattern=pattern)
+    from pathlib import Path  # a path, never text: a file this worker cannot see is an error
+
+    counts = count([Path(path)], byte_level=byte_level, lowercase=lowercase, threads=1,
+                   quiet=True, pattern=pattern)
     return counts if isinstance(counts, Counter) else CountTable.of(counts)
 
 

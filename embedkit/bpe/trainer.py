@@ -8,7 +8,6 @@ these ids, embedkit learns the same merges as HF from the same counts.
 from __future__ import annotations
 
 import itertools
-from collections import Counter
 from collections.abc import Mapping
 
 import numpy as np

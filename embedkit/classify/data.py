@@ -6,7 +6,8 @@ Two formats, told apart by content (per file, from its first labelled line):
   label, wherever it stands in the line (fastText's own rule); the other words are the text.
 - TSV: ``label<TAB>text``; the field before the first TAB is the one label.
 
-Text is split on whitespace like fastText (``str.split``); ``lowercase`` lower-cases it. Invalid
+Text is split on fastText's whitespace (space, ``\t \n \v \f \r``; not Unicode spaces such as
+NBSP, which fastText keeps inside words: ``split_words``); ``lowercase`` lower-cases it. Invalid
 UTF-8 is kept with ``surrogateescape`` so words hash to the same bytes fastText sees. Labels are
 stored without the prefix, so the two formats mix freely; ``style`` remembers which one a file
 used, so output can be written back in the same form.
@@ -14,6 +15,7 @@ used, so output can be written back in the same form.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, NamedTuple
 
@@ -21,6 +23,17 @@ from ..corpus import iter_lines
 from ..errors import InputError, UsageError
 
 LABEL_PREFIX = "__label__"
+
+# str.split() also splits on these; fastText (Dictionary::readWord) does not.
+_NOT_FASTTEXT_SPACE = re.compile("[\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
+_FASTTEXT_WORD = re.compile("[^ \t\n\v\f\r\x00]+")
+
+
+def split_words(text: str) -> list[str]:
+    """Words as fastText reads them; ``str.split`` (fast) unless the line holds a space it must not cut at."""
+    if _NOT_FASTTEXT_SPACE.search(text) is None:
+        return text.split()
+    return _FASTTEXT_WORD.findall(text)
 
 
 class Example(NamedTuple):
@@ -59,7 +72,7 @@ class Reader:
             if not text.strip():
                 continue
             if style is None:
-                if any(w.startswith(prefix) for w in text.split()):
+                if any(w.startswith(prefix) for w in split_words(text)):
                     style = "fasttext"
                 elif "\t" in text:
                     style = "tsv"
@@ -68,9 +81,9 @@ class Reader:
                 label, _, rest = text.partition("\t")
                 label = label.strip()
                 labels = (label,) if label and "\t" in text else ()
-                words = rest.split()
+                words = split_words(rest)
             else:
-                words = text.split()
+                words = split_words(text)
                 n = 0
                 while n < len(words) and words[n].startswith(prefix) and len(words[n]) > len(prefix):
                     n += 1

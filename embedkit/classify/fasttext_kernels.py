@@ -14,27 +14,10 @@ import math
 import numpy as np
 from numba import njit
 
+from .kernels import word_hashes  # noqa: F401  (fastText's word hash, shared with training)
+
 SOFTMAX, HS, NS, OVA = 3, 1, 2, 4
 _LOG_EPS = 1e-5
-
-
-@njit(cache=True, nogil=True)
-def word_hashes(data, offsets):
-    """fastText's ``Dictionary::hash`` (FNV-1a over sign-extended bytes) of each word, as the
-    int32 fastText keeps in its word-hash list, widened to int64."""
-    n = offsets.shape[0] - 1
-    out = np.empty(n, np.int64)
-    mask = np.uint64(0xFFFFFFFF)
-    for w in range(n):
-        h = np.uint64(2166136261)
-        for i in range(offsets[w], offsets[w + 1]):
-            b = np.uint64(data[i])
-            if b >= np.uint64(0x80):
-                b |= np.uint64(0xFFFFFF00)
-            h = ((h ^ b) * np.uint64(16777619)) & mask
-        v = np.int64(h)
-        out[w] = v - (np.int64(1) << 32) if v >= (np.int64(1) << 31) else v
-    return out
 
 
 def sigmoid_table() -> np.ndarray:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError, UsageError
 from ..progress import bar
-from ..store import MAGIC, is_store
+from ..store import is_store, store_kind
 
 POOLS = ("mean", "first")
 _BATCH_LINES = 256
@@ -134,7 +134,7 @@ def open_features(path: str | os.PathLike, pool: str = "mean", layer: int | None
     if not p.exists():
         raise InputError(name, "no such file or folder (expected word vectors or an ENCDIR)")
     if is_store(p):
-        kind = _store_kind(p)
+        kind = store_kind(p)
         if kind in _OTHER_KINDS:
             raise InputError(name, f"is {_OTHER_KINDS[kind]} (expected word vectors or an ENCDIR)")
     if layer is not None:
@@ -146,18 +146,3 @@ def open_features(path: str | os.PathLike, pool: str = "mean", layer: int | None
     return VectorFeatures(load(name), name)
 
 
-def _store_kind(path: Path) -> str | None:
-    """The ``kind`` in an embedkit store's header (None when unreadable: the loader says why)."""
-    import json
-    import struct
-
-    with open(path, "rb") as f:
-        head = f.read(24)
-        if len(head) < 24 or head[:len(MAGIC)] != MAGIC:
-            return None
-        (length,) = struct.unpack_from("<Q", head, 16)
-        try:
-            header = json.loads(f.read(min(length, 1 << 26)).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return None
-    return header.get("kind") if isinstance(header, dict) else None

@@ -49,7 +49,7 @@ def _sigmoid(x, table):
     return table[int((x + MAX_SIGMOID) * (SIGMOID_TABLE / MAX_SIGMOID / 2))]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def word_hashes(data, offsets):
     """fastText's ``Dictionary::hash`` (FNV-1a over sign-extended bytes) of each word, returned
     sign-extended to int64 as fastText's ``int32`` hash vector holds it."""

@@ -11,7 +11,6 @@ instead of 2M x dim floats.
 """
 from __future__ import annotations
 
-import json
 import os
 import struct
 from typing import Iterable, Sequence
@@ -21,25 +20,19 @@ import numpy as np
 from ..errors import InputError, UsageError
 
 FASTTEXT_MAGIC = 793712314
-_STORE_PREFIX = struct.Struct("<8sIIQ")  # embedkit.store's fixed prefix
 
 
 def _sniff(path: str) -> tuple[str, str | None]:
-    """("fasttext" | "store" | "other", store kind or a description of what the file is)."""
+    """("fasttext" | "store" | "other", the store's kind)."""
     from ..corpus import open_file
+    from ..store import store_kind
 
     with open_file(path, expected="a classifier model file") as f:
-        head = f.read(_STORE_PREFIX.size)
-        if len(head) >= 4 and struct.unpack("<i", head[:4])[0] == FASTTEXT_MAGIC:
-            return "fasttext", None
-        if head[:8] == b"EMBEDKIT" and len(head) == _STORE_PREFIX.size:
-            _, _, _, n = _STORE_PREFIX.unpack(head)
-            try:
-                kind = json.loads(f.read(min(n, 1 << 30)).decode("utf-8")).get("kind")
-            except (UnicodeDecodeError, ValueError, AttributeError):
-                raise InputError(path, "corrupt embedkit file header") from None
-            return "store", str(kind)
-        return "other", None
+        head = f.read(4)
+    if len(head) == 4 and struct.unpack("<i", head)[0] == FASTTEXT_MAGIC:
+        return "fasttext", None
+    kind = store_kind(path)
+    return ("other", None) if kind is None else ("store", kind)
 
 
 def load_model(path: str | os.PathLike):
@@ -167,11 +160,12 @@ class Classifier:
     def predict(self, texts: Iterable, k: int = 1, threshold: float = 0.0
                 ) -> list[list[tuple[str, float]]]:
         """Top-k ``(label, probability)`` per text (a str line, or a list of words), best first."""
+        from .data import split_words
         from .metrics import top_k
 
         if k < 1:
             raise UsageError(f"k={k}: must be at least 1")
-        lines = [t.split() if isinstance(t, str) else list(t) for t in texts]
+        lines = [split_words(t) if isinstance(t, str) else list(t) for t in texts]
         out = []
         for i in range(0, len(lines), 1024):
             scores = self.predict_proba(lines[i:i + 1024])

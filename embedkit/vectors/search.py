@@ -16,14 +16,18 @@ _KERNEL_MAX_K = 64          # the kernel's buffer rescans cost O(k) per replacem
 
 
 def inverse_norms(matrix: np.ndarray) -> np.ndarray:
-    """1/|row| as float32, 0 for all-zero rows (they then score 0 against everything)."""
+    """1/|row| as float32, 0 for all-zero rows (they then score 0 against everything).
+
+    Rows shorter than 1e-30 count as zero too: their inverse would overflow float32 and turn a
+    finite row into a "non-finite" one.
+    """
     out = np.empty(matrix.shape[0], np.float32)
     for lo in range(0, matrix.shape[0], _NORM_ROWS):
         block = np.asarray(matrix[lo:lo + _NORM_ROWS], dtype=np.float32)
         sq = np.einsum("ij,ij->i", block, block, dtype=np.float64)
         norms = np.sqrt(sq)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out[lo:lo + len(block)] = np.where(norms == 0, 0, 1.0 / norms)  # NaN stays NaN
+            out[lo:lo + len(block)] = np.where(norms < 1e-30, 0, 1.0 / norms)  # NaN stays NaN
     return out
 
 

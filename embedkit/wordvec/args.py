@@ -9,7 +9,8 @@ from ..errors import UsageError
 MODELS = ("cbow", "skipgram")
 SUBWORDS = ("none", "char", "bpe")
 BPE_BAGS = ("all", "segmentation")
-# "all" misses the issue's bar against char n-grams (README, "BPE bags"), so the default stays.
+# "all" meets the bar set against char n-grams for CBOW but not for skip-gram (README, "BPE
+# bags"), so the default stays the segmentation.
 BPE_BAG_DEFAULT = "segmentation"
 _MAX_ROWS = 2**31 - 1  # row ids are int32 in the kernels
 
