@@ -450,7 +450,7 @@ def train_encoder(work: Path, encdir: Path, args: list[str]) -> dict:
 # mlm+contrastive 696 steps of 32 windows + 32 pairs.
 DOWNSTREAM = {
     "mlm": ["--objective", "mlm", "--batch-size", "32", "--steps", "1000"],
-    "clm": ["--objective", "clm", "--batch-size", "32", "--steps", "1000"],
+    "clm": ["--objective", "clm", "--batch-size", "32", "--steps", "1000", "--lr", "1e-3"],
     "contrastive": ["--objective", "contrastive", "--batch-size", "64", "--steps", "1144"],
     "contrastive cos": ["--objective", "contrastive", "--batch-size", "64", "--steps", "1144",
                         "--score", "cosine", "--temperature", "0.1", "--projection", "128"],

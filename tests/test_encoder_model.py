@@ -168,7 +168,7 @@ def test_query_bad_inputs(encoders, capsys, tmp_path):
     raw = (d / "mlm" / checkpoint.FILE).read_bytes()
     (tmp_path / "corrupt" / checkpoint.FILE).write_bytes(raw[: len(raw) // 2])
     cases = [(["fill", d / "mlm", "no blank here"], "no [MASK] in the text"),
-             (["fill", d / "clm", "the [MASK] sat"], "clm encoder: fill needs an mlm encoder"),
+             (["fill", d / "clm", "the [MASK] sat"], "clm encoder: fill needs one trained with mlm"),
              (["generate", d / "mlm", "the cat"], "mlm encoder: generate needs a clm encoder"),
              (["fill", d / "mlm", "[MASK] " * 20], "more than the encoder's max length 16"),
              (["embed", bad, "-"], "not an encoder folder"),

@@ -117,8 +117,10 @@ class Encoder:
 
     def fill(self, text: str, k: int = 5) -> list[list[tuple[str, float]]]:
         """For each ``[MASK]`` in ``text``, the k most likely pieces (text, probability)."""
-        if self.config["objective"] != "mlm":
-            raise UsageError("this is a clm encoder: fill needs an mlm encoder (use generate)")
+        objective = self.config["objective"]
+        if objective not in ("mlm", "mlm+contrastive"):
+            hint = " (use generate)" if objective == "clm" else ""
+            raise UsageError(f"this is a {objective} encoder: fill needs one trained with mlm{hint}")
         if MASK_TEXT not in text:
             raise UsageError(f"no {MASK_TEXT} in the text to fill")
         if k < 1:
@@ -151,8 +153,10 @@ class Encoder:
     def generate(self, prompt: str, tokens: int = 30, temperature: float = 0.8,
                  seed: int = 0) -> str:
         """The prompt continued by up to ``tokens`` sampled pieces (stops at an end of line)."""
-        if self.config["objective"] != "clm":
-            raise UsageError("this is an mlm encoder: generate needs a clm encoder (use fill)")
+        objective = self.config["objective"]
+        if objective != "clm":
+            hint = " (use fill)" if objective.startswith("mlm") else ""
+            raise UsageError(f"this is a {objective} encoder: generate needs a clm encoder{hint}")
         if temperature < 0 or tokens < 0:
             raise UsageError("--temperature and --tokens must not be negative")
         rng = np.random.default_rng(seed)
