@@ -83,7 +83,7 @@ def test_padding_changes_no_pooled_vector():
     seq = [3, 5, 7]
     for pool in ("mean", "first"):
         short = N.forward(params, cfg, np.array([seq]), np.ones((1, 3), bool))[0]
-        ids, keep = F.batch_ids([seq, [1, 2, 3, 4, 5]], pad=10)
+        ids, keep = F.pad_sequences([seq, [1, 2, 3, 4, 5]], pad=10)
         long = N.forward(params, cfg, ids, keep)[0]
         assert np.allclose(F.pool_forward(short, np.ones((1, 3), bool), pool)[0],
                            F.pool_forward(long, keep, pool)[0], atol=1e-12)
@@ -219,7 +219,7 @@ def test_loading_something_else_is_refused(setup, tmp_path):
 
 
 @pytest.mark.parametrize("case,message", [
-    ("one", "one label 'animal': a classifier needs at least two"),
+    ("one", "one label 'animal': a classifier needs at least two classes"),
     ("empty", "empty file: no labelled lines"),
     ("notenc", "not an encoder folder"),
     ("outdir", "is a directory"),

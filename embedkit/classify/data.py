@@ -149,3 +149,15 @@ def read_single_label(path: str | os.PathLike, reader: Reader) -> tuple[list[lis
         raise InputError(path, f"{what} (expected '{reader.label_prefix}LABEL text' or "
                                f"'LABEL<TAB>text')")
     return texts, labels
+
+
+def read_classes(path: str | os.PathLike, reader: Reader, who: str
+                 ) -> tuple[list[list[str]], list[str], list[str]]:
+    """``read_single_label`` plus the sorted label set, refusing a file with one class
+    (``who`` names what needs two: "a probe", "a classifier")."""
+    texts, gold = read_single_label(path, reader)
+    labels = sorted(set(gold))
+    if len(labels) < 2:
+        raise InputError(path, f"all {len(gold)} labelled lines have the one label "
+                               f"{labels[0]!r}: {who} needs at least two classes")
+    return texts, gold, labels

@@ -27,11 +27,12 @@ import numpy as np
 from ..encoder import layers as L
 from ..encoder.network import forward, param_shapes
 from ..encoder.optim import AdamW
+from ..encoder.pairs import pad_sequences
 from ..encoder.threads import map_chunks, set_threads
 from ..errors import InputError, OutputError, TrainingError, UsageError
 from ..progress import bar
 from ..store import read_store, write_store
-from .data import LABEL_PREFIX, Reader, read_single_label
+from .data import LABEL_PREFIX, Reader, read_classes, read_single_label
 
 KIND = "encoder-classifier"
 POOLS = ("mean", "first")
@@ -117,17 +118,6 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, rng, span: int = 50) -> 
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def batch_ids(seqs: list[list[int]], pad: int) -> tuple[np.ndarray, np.ndarray]:
-    """Id lists (each non-empty) -> [B, T] ids padded with ``pad`` and the [B, T] keep mask."""
-    width = max(len(s) for s in seqs)
-    ids = np.full((len(seqs), width), pad, np.int64)
-    keep = np.zeros((len(seqs), width), bool)
-    for r, s in enumerate(seqs):
-        ids[r, :len(s)] = s
-        keep[r, :len(s)] = True
-    return ids, keep
-
-
 # ---- the predictor (``classify test/predict`` load it through classify.model) -----------------
 
 class FinetunedClassifier:
@@ -164,7 +154,7 @@ class FinetunedClassifier:
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         for lo in range(0, len(order), batch_size):
             rows = order[lo:lo + batch_size]
-            ids, keep = batch_ids([seqs[i] for i in rows], self.vocab.pad)
+            ids, keep = pad_sequences([seqs[i] for i in rows], self.vocab.pad)
             h, _ = forward(self.params, self.config, ids, keep)
             out[rows] = pool_forward(h, keep, self.pool) @ self.params["head.w"] + self.params["head.b"]
         return out
@@ -251,11 +241,7 @@ def finetune(encdir, train, output, *, valid=None, epochs: int = 3, lr: float = 
     set_threads(threads)
     enc = Encoder.load(encdir)
     reader = Reader(label_prefix, lowercase)
-    texts, gold = read_single_label(train, reader)
-    labels = sorted(set(gold))
-    if len(labels) < 2:
-        raise InputError(train, f"all {len(gold)} labelled lines have the one label "
-                                f"{labels[0]!r}: a classifier needs at least two")
+    texts, gold, labels = read_classes(train, reader, "a classifier")
     valid_data = None
     if valid is not None:
         valid_reader = Reader(label_prefix, lowercase)
@@ -289,7 +275,7 @@ def finetune(encdir, train, output, *, valid=None, epochs: int = 3, lr: float = 
         for epoch in range(1, epochs + 1):
             loss_sum, correct = 0.0, 0
             for rows in epoch_batches(lengths, batch_size, rng):
-                ids, keep = batch_ids([seqs[i] for i in rows], model.vocab.pad)
+                ids, keep = pad_sequences([seqs[i] for i in rows], model.vocab.pad)
                 step += 1
                 loss, grads, c = loss_and_grads(params, cfg, ids, keep, y[rows], pool)
                 if not math.isfinite(loss):

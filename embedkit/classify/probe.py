@@ -16,8 +16,8 @@ from collections import Counter
 
 import numpy as np
 
-from ..errors import InputError, UsageError
-from .data import LABEL_PREFIX, Reader, read_single_label
+from ..errors import UsageError
+from .data import LABEL_PREFIX, Reader, read_classes, read_single_label
 from .features import open_features
 from .logreg import LogReg
 from .metrics import Scorer
@@ -78,11 +78,7 @@ def probe(features, train, test=None, *, pool: str = "mean", layer: int | None =
     """
     train = os.fspath(train)
     reader = Reader(label_prefix, lowercase)
-    texts, gold = read_single_label(train, reader)
-    labels = sorted(set(gold))
-    if len(labels) < 2:
-        raise InputError(train, f"all {len(gold)} labelled lines have the one label "
-                                f"{labels[0]!r}: a probe needs at least two classes")
+    texts, gold, labels = read_classes(train, reader, "a probe")
     _check_kfold(kfold, len(gold))
     if test is not None:  # read before any long work, so a bad TEST fails at once
         test = os.fspath(test)

@@ -144,7 +144,11 @@ class PairSource:
 
 def pad_pairs(pairs: list[tuple[np.ndarray, np.ndarray]], pad: int):
     """[(x, y)] * N -> ids [2N, T] (the N x's, then the N y's), keep [2N, T]; T = the longest."""
-    seqs = [x for x, _ in pairs] + [y for _, y in pairs]
+    return pad_sequences([x for x, _ in pairs] + [y for _, y in pairs], pad)
+
+
+def pad_sequences(seqs, pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """Id sequences (each non-empty) -> [B, T] ids padded with ``pad`` and the [B, T] keep mask."""
     width = max(len(s) for s in seqs)
     ids = np.full((len(seqs), width), pad, np.int64)
     keep = np.zeros((len(seqs), width), bool)
