@@ -13,6 +13,7 @@ schedule runs over them), and words under ``min_count`` still hash into word n-g
 from __future__ import annotations
 
 import os
+import tempfile
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ _FLUSH = 1 << 16
 @dataclass
 class Spool:
     path: Path
+    handle: object = None  # the open nameless file behind ``path`` (kept open while training)
     words: list[str] = field(default_factory=list)  # provisional id -> word
     word_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     labels: list[str] = field(default_factory=list)  # provisional label id -> label
@@ -66,8 +68,16 @@ def _grow(counts: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 
 def spool(paths: list[str], folder: Path, reader: Reader, bar=None) -> Spool:
-    """Stream the examples of ``paths`` into ``folder/lines.i32``; raise if none is labelled."""
-    sp = Spool(folder / "lines.i32")
+    """Stream the examples of ``paths`` into a nameless temp file in ``folder``; raise if none is
+    labelled. Nameless (as ``wordvec.vocab.spool_corpus``) so SIGKILL or the OOM killer leaves no
+    spool behind; ``path`` reopens it through ``/proc/self/fd``, or is ``folder/lines.i32``
+    where there is no such folder."""
+    handle = tempfile.TemporaryFile(dir=folder)
+    path = Path(f"/proc/self/fd/{handle.fileno()}")
+    if not path.exists():
+        handle.close()
+        handle, path = None, folder / "lines.i32"
+    sp = Spool(path, handle)
     windex = _Index(sp.words)
     windex[EOS] = 0
     sp.words.append(EOS)
