@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import Callable
 
 
 class _Silent:
@@ -43,3 +44,21 @@ def figure(value: float | None, spec: str = ".4f") -> str:
     if value is None or not math.isfinite(value):
         return "-"
     return format(value, spec)
+
+
+def run_workers(workers: list, stop, tick: Callable[[], None], every: float = 0.25) -> None:
+    """Start the Hogwild ``workers`` (threads) and call ``tick`` about every ``every`` seconds
+    until all have ended (it updates the bar). On Ctrl-C, even while threads are starting, set
+    ``stop[0] = 1`` (the kernels poll it), wait for every started thread, and re-raise."""
+    try:
+        for w in workers:
+            w.start()
+        while alive := [w for w in workers if w.is_alive()]:
+            alive[0].join(every)
+            tick()
+    except BaseException:
+        stop[0] = 1
+        for w in workers:
+            if w.ident is not None:
+                w.join()
+        raise

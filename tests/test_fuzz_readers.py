@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from embedkit.errors import InputError
-from embedkit.store import _PREFIX, write_store
+from embedkit.store import _PREFIX, read_store, write_store
 from embedkit.vectors.model import UnknownWordError, load
 
 EXAMPLES = 250
@@ -399,14 +399,102 @@ def test_encoder_checkpoint_mutations(encoder_seed, tmp_path_factory):
     run()
 
 
+# ---- the tokenizer files, the counts file and classifier models ---------------------------------
+
+TOKENIZER_TEXT = ["the cat sat on the mat", "the dog sat café 日本", "a cat and a dog"] * 20
+
+
+@pytest.fixture(scope="module")
+def tokenizer_files(tmp_path_factory):
+    """A learned byte-level vocabulary as tokenizer.json and .tiktoken, a sentencepiece BPE
+    .model (when the package is there), a counts file and a classifier model."""
+    from embedkit import BPETokenizer, Classifier
+    from embedkit.bpe.formats import wordcounts
+
+    d = tmp_path_factory.mktemp("tokfiles")
+    tok = BPETokenizer.train(TOKENIZER_TEXT, 290)
+    tok.export(d / "t.json", "tokenizer.json")
+    tok.export(d / "t.tiktoken", "tiktoken")
+    out = {"tokenizer.json": d / "t.json", "tiktoken": d / "t.tiktoken"}
+    try:
+        import sentencepiece as spm
+
+        (d / "sp.txt").write_text("\n".join(TOKENIZER_TEXT * 5) + "\n", encoding="utf-8")
+        spm.SentencePieceTrainer.train(input=str(d / "sp.txt"), model_prefix=str(d / "sp"),
+                                       model_type="bpe", vocab_size=300, byte_fallback=True,
+                                       minloglevel=2)
+        out["sentencepiece"] = d / "sp.model"
+    except ImportError:
+        pass
+    with open(d / "counts.tsv", "w", encoding="utf-8", newline="") as f:
+        wordcounts.dump(f, {"the": 5, " cat": 3, "a\tb": 1, "\udcff": 1},
+                        wordcounts.settings(True, False, None))
+    out["counts"] = d / "counts.tsv"
+    (d / "train.txt").write_text("__label__a the cat sat\n__label__b a dog ran\n" * 20)
+    Classifier.train([str(d / "train.txt")], epochs=2, dim=4, word_ngrams=2, buckets=1000,
+                     quiet=True).save(d / "m0.ekc")
+    meta, arrays = read_store(d / "m0.ekc", mmap=False)  # room in the header for the lies
+    write_store(d / "m.ekc", "classifier", dict(meta, **_slack()), arrays)
+    out["classifier"] = d / "m.ekc"
+    return out
+
+
+def _use_tokenizer_file(kind):
+    def use(path):
+        from embedkit import BPETokenizer
+
+        tok = BPETokenizer.load(path, pattern="gpt2" if kind == "tiktoken" else None)
+        ids = tok.encode("the cat café zzqx")
+        assert all(0 <= i < tok.vocab_size for i in ids)
+        tok.decode(ids)
+    return use
+
+
+def _use_counts(path):
+    from embedkit.bpe.formats import wordcounts
+
+    counts, _ = wordcounts.load(path)
+    assert all(isinstance(c, int) and c > 0 for c in counts.values())
+
+
+def _use_classifier(path):
+    from embedkit.classify.model import load_model
+
+    m = load_model(path)
+    p = m.predict_proba([["the", "cat"], ["unseen"]])
+    assert p.shape == (2, len(m.labels)) and np.isfinite(p).all()
+
+
+@pytest.mark.parametrize("kind", ["tokenizer.json", "tiktoken", "sentencepiece", "counts",
+                                  "classifier"])
+def test_tokenizer_counts_and_classifier_mutations(kind, tokenizer_files, tmp_path_factory):
+    if kind not in tokenizer_files:
+        pytest.skip("sentencepiece is not installed (test extra)")
+    seed = tokenizer_files[kind].read_bytes()
+    use = {"counts": _use_counts, "classifier": _use_classifier}.get(kind) \
+        or _use_tokenizer_file(kind)
+    where = tmp_path_factory.mktemp("m") / tokenizer_files[kind].name
+    mutate = store_mutation if kind == "classifier" else byte_mutation
+    use(tokenizer_files[kind])  # the seed itself loads
+
+    @settings(max_examples=120, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def run(data):
+        where.write_bytes(data.draw(mutate(seed)))
+        _outcome(kind, where, use)
+
+    run()
+
+
 def test_every_reader_was_fuzzed_and_never_crashed():
     """Runs last in this module: the tally the README reports (run the module to see it)."""
-    if len(FUZZ_COUNTS) < 6:
+    if len(FUZZ_COUNTS) < 10:
         pytest.skip("run the whole module for the tally")
     for reader, c in sorted(FUZZ_COUNTS.items()):
         print(f"{reader}: {sum(c.values())} mutated files, {c['loaded']} loaded, "
               f"{c['clean error']} clean errors, {c['other']} other")
-        assert c["other"] == 0 and sum(c.values()) >= EXAMPLES
+        assert c["other"] == 0 and sum(c.values()) >= min(EXAMPLES, 120)
         assert c["clean error"] > 0
 
 

@@ -93,17 +93,25 @@ def newton(fg, hess, theta: np.ndarray, tol: float = TOL, max_iter: int = 100
         gd = float(g @ d)
         if gd >= 0:
             d, gd = -g, -float(g @ g)
-        step = 1.0
-        while True:
-            new = theta + step * d
-            f_new, g_new = fg(new)
-            if f_new <= f + 1e-4 * step * gd:
-                break
-            step *= 0.5
-            if step < 1e-16:
-                return theta, f, it
+        found = _backtrack(fg, theta, f, d, gd)
+        if found is None:
+            return theta, f, it
+        new, f_new, g_new = found
         theta, f, g = new, f_new, g_new
     return theta, f, it
+
+
+def _backtrack(fg, theta: np.ndarray, f: float, d: np.ndarray, gd: float):
+    """Armijo backtracking along ``d`` from step 1, halving: ``(theta, f, grad)`` at the first
+    sufficient decrease, or None once the step is too small to change anything."""
+    step = 1.0
+    while step >= 1e-16:
+        new = theta + step * d
+        f_new, g_new = fg(new)
+        if f_new <= f + 1e-4 * step * gd:
+            return new, f_new, g_new
+        step *= 0.5
+    return None
 
 
 def _check_finite(f: float, g: np.ndarray) -> None:
@@ -134,15 +142,10 @@ def lbfgs(fg, theta: np.ndarray, tol: float = TOL, max_iter: int = MAX_ITER,
             y_hist.clear()
             d = -g / max(1.0, float(np.linalg.norm(g)))
             gd = float(g @ d)
-        step = 1.0
-        while True:
-            new = theta + step * d
-            f_new, g_new = fg(new)
-            if f_new <= f + 1e-4 * step * gd:
-                break
-            step *= 0.5
-            if step < 1e-16:
-                return theta, f, it  # no further decrease is representable: as good as it gets
+        found = _backtrack(fg, theta, f, d, gd)
+        if found is None:
+            return theta, f, it  # no further decrease is representable: as good as it gets
+        new, f_new, g_new = found
         s, yv = new - theta, g_new - g
         if float(s @ yv) > 1e-12 * float(np.linalg.norm(s) * np.linalg.norm(yv)):
             s_hist.append(s)

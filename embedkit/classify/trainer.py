@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import InputError, TrainingError
-from ..progress import bar
+from ..progress import bar, run_workers
 from ..wordvec.kernels import all_finite, fill_uniform, seed_state
 from . import kernels as K
 from .dictionary import build, spool
@@ -228,20 +228,13 @@ def _run_epochs(sp, d, ptr, bag, hashes, brow, maxbag, parts: Parts, opts: Class
             nxt = [0]
             workers = [threading.Thread(target=worker, args=(t, epoch, order, nxt), daemon=True)
                        for t in range(T)]
-            try:
-                for w in workers:
-                    w.start()
-                while alive := [w for w in workers if w.is_alive()]:
-                    alive[0].join(0.25)
-                    done = int(progress.sum())
-                    b.update(done - shown)
-                    shown = done
-            except BaseException:  # Ctrl-C
-                stop[0] = 1
-                for w in workers:
-                    if w.ident is not None:
-                        w.join()
-                raise
+            def tick():
+                nonlocal shown
+                done = int(progress.sum())
+                b.update(done - shown)
+                shown = done
+
+            run_workers(workers, stop, tick)
             if state["error"] is not None:
                 raise state["error"]
             if state["status"] == K.DIVERGED:

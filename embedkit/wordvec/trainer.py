@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..errors import TrainingError
-from ..progress import bar, figure
+from ..progress import bar, figure, run_workers
 from ..subwords import EOS
 from . import kernels as K
 from .args import TrainOptions, check_memory
@@ -214,29 +214,23 @@ def _run_epochs(sp, vocab: Vocab, ptr, sub, win, wout, opts: TrainOptions, quiet
     workers = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(T)]
     start = time.perf_counter()
     with bar(total, desc=f"training {opts.model}", unit="w", quiet=quiet) as b:
-        try:
-            for w in workers:
-                w.start()
-            shown, last, loss = 0, np.zeros(2), float("nan")
-            while alive := [w for w in workers if w.is_alive()]:
-                alive[0].join(0.25)
-                done = int(progress.sum())
-                b.update(done - shown)
-                shown = done
-                tot = losses.sum(axis=0)  # updated when a chunk ends: keep the last value between
-                if tot[1] > last[1]:
-                    loss = (tot[0] - last[0]) / (tot[1] - last[1])
-                    last = tot
-                rate = done / max(time.perf_counter() - start, 1e-9) / T
-                lr = opts.lr * max(1 - done / total, 1e-4)
-                b.set_postfix_str(f"loss={figure(loss)} lr={lr:.5f} w/s/thread={rate:,.0f}",
-                                  refresh=False)
-        except BaseException:  # Ctrl-C, possibly while threads were starting
-            stop[0] = 1
-            for w in workers:
-                if w.ident is not None:
-                    w.join()
-            raise
+        shown, last, loss = 0, np.zeros(2), float("nan")
+
+        def tick():
+            nonlocal shown, last, loss
+            done = int(progress.sum())
+            b.update(done - shown)
+            shown = done
+            tot = losses.sum(axis=0)  # updated when a chunk ends: keep the last value between
+            if tot[1] > last[1]:
+                loss = (tot[0] - last[0]) / (tot[1] - last[1])
+                last = tot
+            rate = done / max(time.perf_counter() - start, 1e-9) / T
+            lr = opts.lr * max(1 - done / total, 1e-4)
+            b.set_postfix_str(f"loss={figure(loss)} lr={lr:.5f} w/s/thread={rate:,.0f}",
+                              refresh=False)
+
+        run_workers(workers, stop, tick)
     if state["error"] is not None:
         raise state["error"]
     if state["status"] == K.DIVERGED:
