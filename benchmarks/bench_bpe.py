@@ -17,7 +17,8 @@ Tokenizer files (``--formats``, or ``--formats-only``): encode MB/s of embedkit 
 writes) at 1 and 2 threads, each engine in its own child process (HF's thread count is
 ``RAYON_NUM_THREADS``), on GPT-2's ranks (``--gpt2-tiktoken``, e.g. ``whisper/assets/
 gpt2.tiktoken`` from the openai-whisper sdist) and on a vocabulary of ``--big-vocab`` tokens
-learned here with the cl100k pattern and converted; ``--count`` on the file against tiktoken
+learned here with the cl100k pattern and converted (and ``--big-ranks``: a published 100k+
+vocabulary such as a tekken JSON, exported to ``.tiktoken``, with its own pattern); ``--count`` on the file against tiktoken
 (whole processes); load + encode one line as a whole process for the largest vocabulary
 (``--big-file``: e.g. a 150k-200k tokenizer.json / tekken JSON / .tiktoken; cache warmed first).
 Also the cl100k-pattern learn time against the GPT-2-pattern learn time.
@@ -267,6 +268,14 @@ def bench_formats(corpus, tmp, a):
     big.export(tmp / "big.tiktoken", "tiktoken")
     vocabs.append((f"embedkit-learned {big.vocab_size} (cl100k pattern)", tmp / "big.tiktoken",
                    CL100K_PATTERN))
+    if a.big_ranks:  # a published 100k+ vocabulary (tekken JSON) as a rank file, its pattern
+        import json
+
+        src = BPETokenizer.load(a.big_ranks)
+        src.export(tmp / "big-ranks.tiktoken", "tiktoken")
+        pat = json.loads(Path(a.big_ranks).read_text(encoding="utf-8"))["config"]["pattern"]
+        vocabs.append((f"{Path(a.big_ranks).name} ({src.vocab_size})", tmp / "big-ranks.tiktoken",
+                       pat))
     print(f"\n## tokenizer files: encode ({mb:.1f} MB), each engine a child process\n")
     print("| vocabulary | engine | threads | seconds | MB/s | vs tiktoken | vs HF |")
     print("|---|---|---|---|---|---|---|")
@@ -412,6 +421,8 @@ def main() -> None:
     ap.add_argument("--gpt2-tiktoken", help="GPT-2's ranks (gpt2.tiktoken / r50k_base.tiktoken)")
     ap.add_argument("--big-vocab", type=int, default=100000)
     ap.add_argument("--big-file", help="a 150k-200k tokenizer file for the load + one line row")
+    ap.add_argument("--big-ranks", help="a published 100k+ vocabulary for the encode rows, e.g. "
+                    "tekken_240911.json (exported to .tiktoken; the JSON's pattern)")
     ap.add_argument("--parity-only", action="store_true", help="only the exact-id checks")
     ap.add_argument("--mistral-data", help="mistral_common/data: tekken JSON and .model files")
     a = ap.parse_args()

@@ -9,7 +9,8 @@ Figures: single-node MB/s (uncompressed corpus bytes / whole-process wall time) 
 `local:N` / single-node wall-time ratio (the engine's overhead on the same cores; goal <= 1.25);
 counting throughput per worker (MB/s of one worker process counting one shard, and over the
 whole cluster run) and each worker's peak RSS, which should not grow with --gb (a worker holds
-one shard's word table at a time) — run two sizes to see it.
+one shard's word table at a time) — run two sizes to see it; and `train --scheduler`'s
+vocabulary count (whitespace words) per worker.
 """
 from __future__ import annotations
 
@@ -80,8 +81,12 @@ def cluster_figures(files: list[str], workers: int) -> dict:
         t = time.perf_counter()
         cluster.bpe_counts(runner, files)
         wall = time.perf_counter() - t
+        t = time.perf_counter()
+        cluster.train_counts(runner, files)  # train --scheduler's vocabulary count
+        train_wall = time.perf_counter() - t
         rss = sorted(runner.client.run(_maxrss_mib).values())
-    return {"startup_s": start, "count_s": wall, "worker_rss_mib": rss}
+    return {"startup_s": start, "count_s": wall, "train_count_s": train_wall,
+            "worker_rss_mib": rss}
 
 
 def one_shard(path: str) -> tuple[float, float, int]:
@@ -143,6 +148,7 @@ def main() -> None:
         "one_shard_mb_s": shard_bytes / 1e6 / shard_s, "one_shard_rss_mib": shard_rss,
         "cluster_startup_s": cl["startup_s"], "cluster_count_s": cl["count_s"],
         "cluster_mb_s_per_worker": size / 1e6 / cl["count_s"] / args.workers,
+        "train_count_mb_s_per_worker": size / 1e6 / cl["train_count_s"] / args.workers,
         "worker_rss_mib": cl["worker_rss_mib"],
     }
     if args.json:
@@ -159,7 +165,8 @@ def main() -> None:
           f"(peak RSS {shard_rss:.0f} MiB); on local:{args.workers} "
           f"{res['cluster_mb_s_per_worker']:.1f} MB/s per worker (count {cl['count_s']:.1f} s "
           f"after {cl['startup_s']:.1f} s start-up), worker peak RSS "
-          f"{', '.join(f'{m:.0f}' for m in cl['worker_rss_mib'])} MiB")
+          f"{', '.join(f'{m:.0f}' for m in cl['worker_rss_mib'])} MiB; `train` vocabulary "
+          f"count {res['train_count_mb_s_per_worker']:.1f} MB/s per worker")
 
 
 if __name__ == "__main__":

@@ -9,23 +9,13 @@ import sys
 
 import click
 
-from .common import echo_json, json_option, quiet_option, threads_option
+from .common import SCHEDULER_HELP, echo_json, json_option, quiet_option, threads_option
+from .common import check_inputs as _check_inputs
+from .common import corpus_files as _corpus_files
 
 _BATCH_LINES = 8192
 _BATCH_BYTES = 1 << 20
 _MAX_VOCAB = 2**31 - 1  # token ids are int32
-
-
-def _check_inputs(paths) -> None:
-    from embedkit.errors import InputError
-
-    for p in paths:
-        if p == "-":
-            continue
-        if not os.path.exists(p):
-            raise InputError(p, "no such file")
-        if os.path.isdir(p):
-            raise InputError(p, "is a folder, expected a file")
 
 
 def _check_output(path: str, folder: bool) -> None:
@@ -67,19 +57,6 @@ def _pattern(value):
     from embedkit.bpe.pretokenize import resolve_pattern
 
     return resolve_pattern(value)
-
-
-def _corpus_files(corpus, files_only: str | None) -> list[str]:
-    """CORPUS with quoted globs expanded (sorted), checked to exist; ``files_only``: the option
-    (--scheduler, --out-dir) that needs files, because workers cannot read this stdin."""
-    from embedkit.cluster import expand
-    from embedkit.errors import UsageError
-
-    files = expand(corpus)
-    if files_only and "-" in files:
-        raise UsageError(f"{files_only} reads files, not stdin ('-')")
-    _check_inputs(files)
-    return files
 
 
 def _count_words(corpus, scheduler, byte_level, lowercase, pattern, threads, quiet):
@@ -134,11 +111,6 @@ def bpe():
     """
 
 
-_SCHEDULER_HELP = ("Count on Dask: local:N (N worker processes here), tcp://HOST:PORT (a running "
-                   "scheduler) or sync (in this process). Needs the dask extra. Same result as "
-                   "without it.")
-
-
 @bpe.command()
 @click.argument("corpus", nargs=-1)
 @click.option("-o", "--output", required=True, metavar="TOKDIR",
@@ -156,7 +128,7 @@ _SCHEDULER_HELP = ("Count on Dask: local:N (N worker processes here), tcp://HOST
               show_default=True, help="hf: TOKDIR with vocab.json/merges.txt; subword-nmt: a codes file.")
 @click.option("--pattern", metavar="NAME|REGEX", help=_PATTERN_HELP + " Default gpt2.")
 @threads_option("Threads (byte-level) or processes (word mode) that pre-tokenize and count words.")
-@click.option("--scheduler", metavar="SPEC", help=_SCHEDULER_HELP)
+@click.option("--scheduler", metavar="SPEC", help=SCHEDULER_HELP)
 @click.option("--from-counts", "from_counts", metavar="COUNTS",
               help="Learn from a word-counts file of `embedkit bpe count-words` instead of CORPUS "
                    "(the pre-tokenizer settings come from the file).")
@@ -229,7 +201,7 @@ def learn(ctx, corpus, output, vocab_size, min_frequency, byte_level, lowercase,
 @click.option("--lowercase", is_flag=True, help="Lowercase text before counting.")
 @click.option("--pattern", metavar="NAME|REGEX", help=_PATTERN_HELP + " Default gpt2.")
 @threads_option("Threads (byte-level) or processes (word mode) that pre-tokenize and count words.")
-@click.option("--scheduler", metavar="SPEC", help=_SCHEDULER_HELP)
+@click.option("--scheduler", metavar="SPEC", help=SCHEDULER_HELP)
 @quiet_option
 @json_option("Print the summary as {words, occurrences, output}.")
 def count_words(corpus, output, byte_level, lowercase, pattern, threads, scheduler, quiet,

@@ -67,3 +67,33 @@ def dumps(obj) -> str:
 
 def echo_json(obj) -> None:
     click.echo(dumps(obj))
+
+
+SCHEDULER_HELP = ("Count on Dask: local:N (N worker processes here), tcp://HOST:PORT (a running "
+                  "scheduler) or sync (in this process). Needs the dask extra. Same result as "
+                  "without it.")
+
+
+def check_inputs(paths) -> None:
+    from embedkit.errors import InputError
+
+    for p in paths:
+        if p == "-":
+            continue
+        if not os.path.exists(p):
+            raise InputError(p, "no such file")
+        if os.path.isdir(p):
+            raise InputError(p, "is a folder, expected a file")
+
+
+def corpus_files(corpus, files_only: str | None) -> list[str]:
+    """CORPUS with quoted globs expanded (sorted), checked to exist; ``files_only``: the option
+    (--scheduler, --out-dir) that needs files, because workers cannot read this stdin."""
+    from embedkit.cluster import expand
+    from embedkit.errors import UsageError
+
+    files = expand(corpus)
+    if files_only and "-" in files:
+        raise UsageError(f"{files_only} reads files, not stdin ('-')")
+    check_inputs(files)
+    return files

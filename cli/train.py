@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import echo_json, json_option, quiet_option, threads_option
+from .common import SCHEDULER_HELP, echo_json, json_option, quiet_option, threads_option
 
 _EXTS = (".vec", ".ekv")
 
@@ -50,13 +50,16 @@ def output_paths(name: str) -> tuple[str, str]:
 @click.option("--bpe-max-len", type=int, default=None,
               help="With --bpe-bag all: longest token in a bag (0 = no bound).  [default: 0]")
 @click.option("--lowercase", is_flag=True, help="Lower-case the corpus before counting.")
+@click.option("--scheduler", metavar="SPEC",
+              help=SCHEDULER_HELP.replace("Count on Dask", "Count the vocabulary on Dask")
+              + " Training itself runs here.")
 @quiet_option
 @json_option("Print the summary as one JSON object.")
 def train(corpus, name, model, dim, window, negative, epochs, min_count, max_vocab, sample, lr,
           threads, seed, subwords, minn, maxn, buckets, tokenizer, bpe_bag, bpe_min_len, bpe_max_len,
-          lowercase, quiet, as_json):
+          lowercase, scheduler, quiet, as_json):
     """Train word vectors on CORPUS files (whitespace-separated tokens, one sentence per line;
-    '-' reads stdin, .gz is read directly)."""
+    '-' reads stdin, .gz is read directly; quoted globs such as 'shards/*.gz' are expanded)."""
     import os
 
     from embedkit.errors import OutputError, UsageError
@@ -81,7 +84,16 @@ def train(corpus, name, model, dim, window, negative, epochs, min_count, max_voc
     from embedkit.io import atomic_files
     from embedkit.wordvec.trainer import as_vectors, fit
 
-    m = as_vectors(fit(list(corpus), opts, quiet=quiet))
+    from .common import corpus_files
+
+    corpus = corpus_files(corpus, scheduler and "--scheduler")
+    counts = None
+    if scheduler:
+        from embedkit.cluster import connect, train_counts
+
+        with connect(scheduler) as runner:
+            counts = train_counts(runner, corpus, lowercase=opts.lowercase, quiet=quiet)
+    m = as_vectors(fit(corpus, opts, quiet=quiet, counts=counts))
     with atomic_files([ekv_path, vec_path]) as (ekv_tmp, vec_tmp):  # the pair appears together
         m.save_native(ekv_tmp)
         m.save_vec(vec_tmp)

@@ -422,3 +422,78 @@ def test_killed_worker_gives_the_identical_result(client, tmp_path):
         killer.cancel()
     assert got == count([whole], byte_level=False)
     assert client.run(os.getpid) != pids  # a worker was really replaced
+
+
+# ---- train --scheduler: the vocabulary counted on workers, the same files -----------------------
+
+TRAIN_TEXT = "".join(f"w{i % 13} w{i % 7} the a{i % 31} {'rare%d' % i if i % 9 == 0 else 'x'}\n"
+                     for i in range(600))
+
+
+def _train_cli(capsys, corpus, out, *extra):
+    code, stdout, err = _run(["train", *corpus, "-o", str(out), "--threads", "1", "--seed", "4",
+                              "--dim", "8", "--epochs", "2", "--min-count", "2", "-q", *extra],
+                             capsys)
+    assert code == 0, err
+    return (out.with_suffix(".vec").read_bytes(), out.with_suffix(".ekv").read_bytes())
+
+
+def test_spool_does_not_depend_on_how_the_corpus_is_cut(tmp_path, monkeypatch):
+    """Ids and chunk cuts are those of the whole corpus for any sharding (so training on shards,
+    with or without --scheduler, writes the files of the whole)."""
+    from embedkit.wordvec import vocab as V
+
+    monkeypatch.setattr(V, "CHUNK_TOKENS", 7)
+    data = TRAIN_TEXT.encode()
+    whole = _write(tmp_path / "whole.txt", data)
+
+    def spooled(paths):
+        sp = spool_corpus(paths, tmp_path)
+        with open(sp.path, "rb") as f:
+            return f.read(), list(sp.chunks), sp.words, sp.counts[:len(sp.words)].tolist()
+
+    ref = spooled([whole])
+    assert len(ref[1]) > 100 and ref[0].count(b"\xff\xff\xff\xff") == 600  # one end per line
+    for cuts in ([1], [5, 6, 7, 300], list(range(10, 600, 10))):
+        assert spooled(_shards(tmp_path / f"s{len(cuts)}", data, cuts)) == ref
+    monkeypatch.setattr(V, "_SLICE_CHARS", 50)  # the text handed to the spooler in small slices
+    assert spooled([whole]) == ref
+
+
+def test_train_scheduler_writes_the_single_node_files(tmp_path, capsys):
+    data = TRAIN_TEXT.encode()
+    whole = _write(tmp_path / "whole.txt", data)
+    _shards(tmp_path / "s", data, [100, 101, 350])
+    ref = _train_cli(capsys, [str(whole)], tmp_path / "ref")
+    assert _train_cli(capsys, [str(tmp_path / "s" / "*.txt")], tmp_path / "shards") == ref
+    got = _train_cli(capsys, [str(tmp_path / "s" / "*.txt")], tmp_path / "dask",
+                     "--scheduler", "sync")
+    assert got == ref
+    assert b"\nrare" not in ref[0] and b"\nw12 " in ref[0]  # min-count applied to the whole
+
+
+def test_train_scheduler_on_the_cluster(client, tmp_path, capsys):
+    data = TRAIN_TEXT.upper().encode()
+    whole = _write(tmp_path / "whole.txt", data)
+    shards = _shards(tmp_path / "s", data, [50, 51, 52, 400], gz=True)
+    ref = _train_cli(capsys, [str(whole)], tmp_path / "ref", "--lowercase")
+    got = _train_cli(capsys, shards, tmp_path / "dask", "--lowercase",
+                     "--scheduler", client.scheduler.address)
+    assert got == ref and b"\nthe " in ref[0]
+
+
+def test_train_scheduler_bad_inputs(tmp_path, capsys):
+    _write(tmp_path / "a.txt", b"fine words\n")
+    _write(tmp_path / "b.txt", b"x\nbad\x00\n")
+    out = tmp_path / "v"
+    code, stdout, err = _run(["train", str(tmp_path / "*.txt"), "-o", str(out), "--scheduler",
+                              "sync", "-q", "--min-count", "1"], capsys)
+    assert (code, stdout) == (2, "")
+    assert err == f"embedkit: error: {tmp_path / 'b.txt'}:2: NUL byte: this looks like a " \
+                  "binary file, not text\n"
+    assert sorted(os.listdir(tmp_path)) == ["a.txt", "b.txt"]
+    code, _, err = _run(["train", "-", "-o", str(out), "--scheduler", "sync"], capsys)
+    assert code == 2 and err == "embedkit: error: --scheduler reads files, not stdin ('-')\n"
+    code, _, err = _run(["train", str(tmp_path / "a.txt"), "-o", str(out), "--scheduler", "x:1"],
+                        capsys)
+    assert code == 2 and "--scheduler 'x:1': expected local:N" in err

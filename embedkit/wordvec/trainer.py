@@ -23,7 +23,8 @@ from ..progress import bar, figure, run_workers
 from ..subwords import EOS
 from . import kernels as K
 from .args import TrainOptions, check_memory
-from .vocab import Vocab, build_vocab, keep_thresholds, spool_corpus, negative_table
+from .vocab import (Vocab, build_vocab, keep_thresholds, negative_table, spool_corpus,
+                    spool_known)
 
 
 @dataclass
@@ -121,14 +122,27 @@ def _input_size(corpus) -> int | None:
         return None
 
 
-def fit(corpus: Iterable, opts: TrainOptions, quiet: bool = True) -> TrainedModel:
-    """Train and return every array; the public ``train()`` and the CLI both call this."""
+def fit(corpus: Iterable, opts: TrainOptions, quiet: bool = True, counts=None) -> TrainedModel:
+    """Train and return every array; the public ``train()`` and the CLI both call this.
+
+    ``counts``: the corpus files' word counts made elsewhere (``cluster.train_counts``, for
+    ``train --scheduler``); the vocabulary comes from them and the pass here only spools the ids
+    of its words, so memory follows the vocabulary, not the corpus's distinct words. The files
+    written are those of the single-node run."""
     opts.validate()
     scheme = make_scheme(opts)
     with tempfile.TemporaryDirectory(prefix="embedkit-train-") as tmp:
+        where = _corpus_name(corpus)
+        known = None if counts is None else build_vocab(counts, opts.min_count, opts.max_vocab,
+                                                        where)
         with bar(_input_size(corpus), desc="reading", unit="B", quiet=quiet) as b:
-            sp = spool_corpus(corpus, Path(tmp), opts.lowercase, bar=b)
-        vocab = build_vocab(sp, opts.min_count, opts.max_vocab, _corpus_name(corpus))
+            if known is None:
+                sp = spool_corpus(corpus, Path(tmp), opts.lowercase, bar=b)
+            else:
+                sp, vocab = spool_known(list(corpus), Path(tmp), known, opts.lowercase, bar=b)
+                sp.tokens = counts.tokens
+        if known is None:
+            vocab = build_vocab(sp, opts.min_count, opts.max_vocab, where)
         nw = len(vocab.words)
         ptr, sub, nsub = subword_table(scheme, vocab.words)
         check_memory(nw + nsub, opts.dim, nw)

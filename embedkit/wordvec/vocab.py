@@ -88,11 +88,19 @@ class _Spooler:
             start = cut + 1
         self._add(text[start:] if start else text)
 
-    def _add(self, text: str) -> None:
+    def _tokens(self, text: str) -> list[str]:
+        """The tokens of whole lines, each line ended by ``_EOL``; text not ending in a newline
+        (a file's last line) is ended too. Nothing depends on where blocks or files were cut,
+        so shards of a corpus spool the ids of the whole."""
         if self.lowercase:
             text = text.lower()
         toks = text.replace("\n", _EOL_SEP).split()
-        toks.append(_EOL)
+        if text and not text.endswith("\n"):
+            toks.append(_EOL)
+        return toks
+
+    def _add(self, text: str) -> None:
+        toks = self._tokens(text)
         index, words = self.index, self.out.words
         for w in dict.fromkeys(toks):  # first-seen order, so ties sort the same in every run
             if w not in index:
@@ -107,21 +115,33 @@ class _Spooler:
 
     def _write(self, arr: np.ndarray, sentence_ends: np.ndarray) -> None:
         self.f.write(arr.tobytes())
-        base = self.written
-        # New chunk boundaries at the first sentence end past each CHUNK_TOKENS mark.
-        marks = np.arange(CHUNK_TOKENS - self.pending, len(arr), CHUNK_TOKENS)
-        if len(marks):
-            cut = np.unique(sentence_ends[np.minimum(np.searchsorted(sentence_ends, marks),
-                                                     len(sentence_ends) - 1)])
-            self.out.chunks.extend((base + cut).tolist())
-            self.pending = len(arr) - int(cut[-1])
-        else:
-            self.pending += len(arr)
+        # A chunk ends at the first sentence end CHUNK_TOKENS or more ids after the last one
+        # ended: cuts follow from the id stream alone, not from how it was handed in.
+        last = -self.pending  # where the last chunk ended, relative to arr
+        while True:
+            i = int(np.searchsorted(sentence_ends, last + CHUNK_TOKENS))
+            if i >= len(sentence_ends):
+                break
+            last = int(sentence_ends[i])
+            self.out.chunks.append(self.written + last)
+        self.pending = len(arr) - last
         self.written += len(arr)
 
     def finish(self) -> None:
         if self.out.chunks[-1] != self.written:
             self.out.chunks.append(self.written)
+
+
+def _open_spool(folder: Path) -> tuple[SpooledCorpus, object]:
+    f = tempfile.TemporaryFile(dir=folder)
+    proc = Path(f"/proc/self/fd/{f.fileno()}")
+    if not proc.exists():
+        f.close()
+        f = open(folder / "ids.i32", "w+b")
+        proc = folder / "ids.i32"
+    out = SpooledCorpus(proc, file=f)
+    weakref.finalize(out, f.close)  # the spool lives as long as the object that reads it
+    return out, f
 
 
 def spool_corpus(corpus: Iterable, folder: Path, lowercase: bool = False, bar=None) -> SpooledCorpus:
@@ -132,14 +152,7 @@ def spool_corpus(corpus: Iterable, folder: Path, lowercase: bool = False, bar=No
     bytes a token behind. ``path`` reopens it while the process lives (``/proc/self/fd``); where
     there is no such folder it is a plain ``folder/ids.i32``, removed with ``folder``.
     """
-    f = tempfile.TemporaryFile(dir=folder)
-    proc = Path(f"/proc/self/fd/{f.fileno()}")
-    if not proc.exists():
-        f.close()
-        f = open(folder / "ids.i32", "w+b")
-        proc = folder / "ids.i32"
-    out = SpooledCorpus(proc, file=f)
-    weakref.finalize(out, f.close)  # the spool lives as long as the object that reads it
+    out, f = _open_spool(folder)
     try:
         sp = _Spooler(out, f, lowercase)
         paths = _as_paths(corpus)
@@ -165,6 +178,51 @@ def spool_corpus(corpus: Iterable, folder: Path, lowercase: bool = False, bar=No
         f.close()
         raise
     return out
+
+
+class _KnownIds(dict):
+    """Word → vocabulary id + 1 for a vocabulary known before the pass; any other word gets one
+    shared out-of-vocabulary id and is not added, so memory follows the vocabulary."""
+
+    def __missing__(self, word: str) -> int:
+        return self.oov
+
+
+class _KnownSpooler(_Spooler):
+    """Spools ids of a vocabulary counted elsewhere (``train --scheduler``): the same token
+    stream and chunk cuts as ``_Spooler`` writes, so training gives the same files, without
+    holding every distinct word of the corpus."""
+
+    def __init__(self, out: SpooledCorpus, f, lowercase: bool, words: list[str]):
+        super().__init__(out, f, lowercase)
+        self.index = _KnownIds({w: i + 1 for i, w in enumerate(words)})
+        self.index[_EOL] = 0
+        self.index.oov = len(words) + 1
+
+    def _add(self, text: str) -> None:
+        toks = self._tokens(text)
+        ids = np.fromiter(map(self.index.__getitem__, toks), dtype=np.int32, count=len(toks))
+        ids -= 1
+        self._write(ids, np.flatnonzero(ids < 0) + 1)
+
+
+def spool_known(paths: list, folder: Path, vocab: Vocab, lowercase: bool = False,
+                bar=None) -> tuple[SpooledCorpus, Vocab]:
+    """Spool ``paths`` as ids of ``vocab`` (built from counts made elsewhere); returns the spool
+    and the vocabulary with the remap those ids need (identity; the shared OOV id → -1)."""
+    out, f = _open_spool(folder)
+    try:
+        sp = _KnownSpooler(out, f, lowercase, vocab.words)
+        for path in paths:
+            _spool_file(sp, path, bar)
+        sp.finish()
+        f.flush()
+    except BaseException:
+        f.close()
+        raise
+    nw = len(vocab.words)
+    remap = np.append(np.arange(nw, dtype=np.int32), np.int32(-1))
+    return out, Vocab(vocab.words, vocab.counts, remap, vocab.train_words)
 
 
 def _as_paths(corpus) -> list | None:
