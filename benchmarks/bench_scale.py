@@ -9,8 +9,11 @@ Figures: single-node MB/s (uncompressed corpus bytes / whole-process wall time) 
 `local:N` / single-node wall-time ratio (the engine's overhead on the same cores; goal <= 1.25);
 counting throughput per worker (MB/s of one worker process counting one shard, and over the
 whole cluster run) and each worker's peak RSS, which should not grow with --gb (a worker holds
-one shard's word table at a time) — run two sizes to see it; and `train --scheduler`'s
-vocabulary count (whitespace words) per worker.
+one shard's word table at a time) — run two sizes to see it; `train --scheduler`'s
+vocabulary count (whitespace words) per worker; and `encoder embed --out-dir` (an encoder of the
+default architecture, one training step: speed does not depend on the weights) on the first
+--embed-mb of the corpus in 2N plain shards: rows (pieces) per second with --threads 1 (one
+worker's rate), --threads N and local:N, outputs checked identical for --threads 1 and local:N.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import gzip
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -104,6 +108,45 @@ def one_shard(path: str) -> tuple[float, float, int]:
     return float(out), usage.ru_maxrss / 1024, size
 
 
+def embed_figures(shards: Path, work: Path, mb: float, workers: int, repeat: int) -> dict:
+    """`encoder embed --out-dir` single-node (1 and N threads) and on local:N: rows per second
+    (whole process, start-up included), and whether local:N wrote the --threads 1 bytes."""
+    data, limit = [], int(mb * 1e6)
+    for path in sorted(shards.glob("*.txt.gz")):
+        with gzip.open(path, "rb") as f:
+            data += f.read(limit - sum(map(len, data))).splitlines(keepends=True)[:-1]
+        if sum(map(len, data)) >= limit * 0.99:
+            break
+    sample = work / "embed-in"
+    sample.mkdir(exist_ok=True)
+    n = 2 * workers
+    for k in range(n):
+        (sample / f"{k:02d}.txt").write_bytes(b"".join(data[k::n]))
+    ek = [sys.executable, "-m", "embedkit"]
+    files = sorted(str(p) for p in sample.glob("*.txt"))
+    subprocess.run(ek + ["bpe", "learn", *files, "-o", str(work / "etok"), "--vocab-size", "8000",
+                         "-q"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(ek + ["encoder", "train", *files, "-t", str(work / "etok"), "-o",
+                         str(work / "enc"), "--steps", "1", "-q"], check=True,
+                   stdout=subprocess.DEVNULL)
+    runs = {"threads_1": ["--threads", "1"], f"threads_{workers}": ["--threads", str(workers)],
+            f"local_{workers}": ["--scheduler", f"local:{workers}"]}
+    walls: dict = {k: [] for k in runs}
+    for r in range(repeat):
+        for name, extra in runs.items():
+            out = work / f"emb-{name}"
+            shutil.rmtree(out, ignore_errors=True)
+            walls[name].append(timed(ek + ["encoder", "embed", str(work / "enc"), *files,
+                                           "--format", "npy", "--out-dir", str(out), "-q",
+                                           *extra])[0])
+    m = json.loads((work / "emb-threads_1" / "manifest.json").read_text())
+    rows = sum(e["rows"] for e in m["shards"])
+    same = all((work / "emb-threads_1" / e["output"]).read_bytes() ==
+               (work / f"emb-local_{workers}" / e["output"]).read_bytes() for e in m["shards"])
+    return {"embed_mb": sum(map(len, data)) / 1e6, "embed_rows": rows, "embed_identical": same,
+            **{f"embed_{k}_rows_s": rows / statistics.median(v) for k, v in walls.items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--gb", type=float, default=2.0, help="uncompressed corpus size (GB)")
@@ -112,6 +155,8 @@ def main() -> None:
     ap.add_argument("--vocab-size", type=int, default=32000)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each, alternating; median")
     ap.add_argument("--workdir", help="keep the generated shards here (default: a temp folder)")
+    ap.add_argument("--embed-mb", type=float, default=2.0,
+                    help="corpus MB for the encoder embed figures (0: none)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if not DEV.is_file():
@@ -137,6 +182,8 @@ def main() -> None:
             (work / "tok2" / "merges.txt").read_bytes()
         shard_s, shard_rss, shard_bytes = one_shard(files[0])
         cl = cluster_figures(files, args.workers)
+        emb = embed_figures(shards, work, args.embed_mb, args.workers, args.repeat) \
+            if args.embed_mb > 0 else {}
     s_wall = statistics.median(w for w, _ in single)
     d_wall = statistics.median(w for w, _ in dist)
     res = {
@@ -149,7 +196,7 @@ def main() -> None:
         "cluster_startup_s": cl["startup_s"], "cluster_count_s": cl["count_s"],
         "cluster_mb_s_per_worker": size / 1e6 / cl["count_s"] / args.workers,
         "train_count_mb_s_per_worker": size / 1e6 / cl["train_count_s"] / args.workers,
-        "worker_rss_mib": cl["worker_rss_mib"],
+        "worker_rss_mib": cl["worker_rss_mib"], **emb,
     }
     if args.json:
         print(json.dumps(res))
@@ -167,6 +214,14 @@ def main() -> None:
           f"after {cl['startup_s']:.1f} s start-up), worker peak RSS "
           f"{', '.join(f'{m:.0f}' for m in cl['worker_rss_mib'])} MiB; `train` vocabulary "
           f"count {res['train_count_mb_s_per_worker']:.1f} MB/s per worker")
+    if emb:
+        w = args.workers
+        print(f"\n`encoder embed --out-dir` ({emb['embed_mb']:.1f} MB, {emb['embed_rows']} rows, "
+              f"{2 * w} shards; local:{w} bytes = --threads 1 bytes: {emb['embed_identical']}): "
+              f"{emb['embed_threads_1_rows_s']:.0f} rows/s with --threads 1 (one worker), "
+              f"{emb[f'embed_threads_{w}_rows_s']:.0f} with --threads {w}, "
+              f"{emb[f'embed_local_{w}_rows_s']:.0f} on local:{w} = "
+              f"{emb[f'embed_local_{w}_rows_s'] / w:.0f} per worker")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ or explained as equivalent.
     python benchmarks/mutation.py                              # every module (slow: hours)
     python benchmarks/mutation.py --module vectors/evaluate --max-mutants 20 --jobs 2
     python benchmarks/mutation.py --module corpus --list       # the mutants, without running
+    python benchmarks/mutation.py --module io --only 58 --tests test_store.py::test_x   # a new test kills #58?
 
 Not a CI gate: run it by hand after changing a module or its tests. It uses its own small
 mutator (``ast``), so it needs nothing beyond the test extras.
@@ -155,20 +156,60 @@ def _path(tree_root: Path, module: str) -> Path:
     return tree_root / "embedkit" / f"{module}.py"
 
 
+# The editable install maps ``embedkit.cli`` to the *installed* tree's cli/ (package_dir), and
+# PYTHONPATH alone cannot undo that: embedkit/ has no cli/ in it. This sitecustomize, first on the
+# copy's PYTHONPATH (so every child process, the ``embedkit`` script included, loads it), makes
+# ``embedkit.cli`` the copy's cli/.
+_SITECUSTOMIZE = """\
+import importlib.util, sys
+_CLI = {cli!r}
+
+class _CopyCli:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name != "embedkit.cli":
+            return None
+        return importlib.util.spec_from_file_location(
+            name, _CLI + "/__init__.py", submodule_search_locations=[_CLI])
+
+sys.meta_path.insert(0, _CopyCli)
+"""
+
+
 def _copy_tree(dest: Path) -> Path:
     """A copy of the project at dest/main, timestamps kept (Numba's caches stay valid), with
-    ../shared pointing at the real shared data so data tests run as they do here."""
+    ../shared pointing at the real shared data so data tests run as they do here, and
+    dest/site/sitecustomize.py pointing ``embedkit.cli`` at the copy."""
     tree = dest / "main"
     shutil.copytree(ROOT, tree, symlinks=True, copy_function=shutil.copy2,
                     ignore=shutil.ignore_patterns(".git", ".pytest_cache", ".hypothesis", "*.egg-info"))
     shared = ROOT.parent / "shared"
     if shared.exists():
         (dest / "shared").symlink_to(shared)
+    (dest / "site").mkdir()
+    (dest / "site" / "sitecustomize.py").write_text(_SITECUSTOMIZE.format(cli=str(tree / "cli")))
     return tree
 
 
-def _run_tests(tree: Path, tests: list[str], timeout: float) -> str:
-    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
+def _env(tree: Path) -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=f"{tree.parent / 'site'}{os.pathsep}{tree}",
+                PYTHONDONTWRITEBYTECODE="1")
+
+
+def _check_imports(tree: Path) -> None:
+    """Refuse to run when the copy's tests would import another tree's code: every mutant would
+    survive (or be tested against the wrong code)."""
+    code = "import embedkit, embedkit.cli; print(embedkit.__file__); print(embedkit.cli.__file__)"
+    r = subprocess.run([sys.executable, "-c", code], cwd=tree, env=_env(tree),
+                       capture_output=True, text=True)
+    files = r.stdout.split()
+    if r.returncode or len(files) != 2 or not all(Path(f).is_relative_to(tree) for f in files):
+        sys.exit(f"mutation: the copy at {tree} imports {files or r.stderr.strip()}, not its own "
+                 f"embedkit/ and cli/")
+
+
+def _run_tests(tree: Path, tests: list[str], timeout: float, show_failure: bool = False) -> str:
+    env = _env(tree)
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
            *[str(tree / "tests" / t) for t in tests]]
     try:
@@ -177,6 +218,8 @@ def _run_tests(tree: Path, tests: list[str], timeout: float) -> str:
         return "timeout"
     if r.returncode == 0:
         return "survived"
+    if show_failure:
+        print(r.stdout.decode(errors="replace")[-3000:], file=sys.stderr)
     if r.returncode in (1, 2, 3):  # tests failed, interrupted (collection error), internal error
         return "killed"
     return "error"
@@ -196,27 +239,29 @@ def select(module: str, limit: int | None, only: list[int] | None) -> list[Mutan
 
 
 def run(modules: list[str], limit: int | None, jobs: int, timeout: float | None,
-        quiet: bool, only: list[int] | None = None) -> list[Mutant]:
+        quiet: bool, only: list[int] | None = None, tests: list[str] | None = None) -> list[Mutant]:
     work = {m: select(m, limit, only) for m in modules}
     with tempfile.TemporaryDirectory(prefix="embedkit-mutation-") as tmp:
         trees: queue.Queue = queue.Queue()
         for j in range(jobs):
             (Path(tmp) / str(j)).mkdir()
-            trees.put(_copy_tree(Path(tmp) / str(j)))
+            tree = _copy_tree(Path(tmp) / str(j))
+            _check_imports(tree)
+            trees.put(tree)
         done: list[Mutant] = []
         for module, ms in work.items():
-            tests = MODULES[module]
+            module_tests = tests or MODULES[module]
             tree = trees.get()
             t0 = time.perf_counter()
-            base = _run_tests(tree, tests, timeout or 1800)
+            base = _run_tests(tree, module_tests, timeout or 1800, show_failure=True)
             elapsed = time.perf_counter() - t0
             trees.put(tree)
-            if base != "survived":
-                print(f"{module}: the unmutated tests do not pass ({base}); skipped", file=sys.stderr)
-                continue
+            if base != "survived":  # abort: a failing baseline would count every mutant as killed
+                sys.exit(f"mutation: {module}: the unmutated tests do not pass ({base}); "
+                         f"nothing mutated")
             limit_s = timeout or max(60.0, 3 * elapsed)
             if not quiet:
-                print(f"{module}: {len(ms)} mutants, tests {', '.join(tests)} "
+                print(f"{module}: {len(ms)} mutants, tests {', '.join(module_tests)} "
                       f"(clean run {elapsed:.0f} s, timeout {limit_s:.0f} s)", file=sys.stderr)
 
             def one(m: Mutant) -> Mutant:
@@ -225,7 +270,7 @@ def run(modules: list[str], limit: int | None, jobs: int, timeout: float | None,
                 original = target.read_bytes()
                 try:
                     target.write_text(mutated_source(m.module, m.index), encoding="utf-8")
-                    m.status = _run_tests(tree, tests, limit_s)
+                    m.status = _run_tests(tree, module_tests, limit_s)
                 finally:
                     target.write_bytes(original)
                     trees.put(tree)
@@ -267,6 +312,9 @@ def main(argv=None) -> int:
                     help="seconds per test run (default: 3x the clean run, at least 60)")
     ap.add_argument("--only", type=int, action="append",
                     help="run only mutant #N (the index --list shows; repeatable), e.g. survivors")
+    ap.add_argument("--tests", action="append",
+                    help="run this test file or node id (relative to tests/; repeatable) instead of "
+                         "the module's mapped tests, e.g. to confirm a new test kills --only N")
     ap.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     ap.add_argument("--json", type=Path, help="also write the results to this file")
     ap.add_argument("-q", "--quiet", action="store_true", help="no per-mutant lines on stderr")
@@ -279,7 +327,7 @@ def main(argv=None) -> int:
             for m in select(module, a.max_mutants, a.only):
                 print(f"embedkit/{module}.py:{m.line}\t#{m.index}\t{m.what}")
         return 0
-    results = run(modules, a.max_mutants, a.jobs, a.timeout, a.quiet, a.only)
+    results = run(modules, a.max_mutants, a.jobs, a.timeout, a.quiet, a.only, a.tests)
     print(report(results))
     if a.json:
         a.json.write_text(json.dumps([m.__dict__ for m in results], indent=1))

@@ -164,6 +164,114 @@ def _chunks(items, size):
         yield chunk
 
 
+_CHUNK_LINES = 256  # lines per Encoder.embed call: it batches them by length
+
+
+def _embedded(enc, texts, layer, pool, progress=None):
+    """(pieces, vectors) of each text in order. A line's vectors depend (in float rounding: BLAS
+    kernels round by matrix size) on the lines batched with it, so inputs cut at multiples of
+    ``_CHUNK_LINES`` lines give exactly the vectors of the whole input."""
+    for chunk in _chunks(texts, _CHUNK_LINES):
+        vecs = enc.embed(chunk, layer=layer, pool=pool)
+        for text, v in zip(chunk, vecs):
+            yield enc.pieces(text), v
+        if progress is not None:
+            progress.update(len(chunk))
+
+
+def _jsonl(pieces, v, pool) -> str:
+    import numpy as np
+
+    key = "vector" if pool == "mean" else "vectors"
+    return dumps({"pieces": pieces, key: np.round(v.astype(np.float64), 6).tolist()}) + "\n"
+
+
+def _save_rows(f, blocks, dim: int) -> None:
+    """The bytes ``np.save`` writes for the rows of ``blocks`` stacked, without holding them all:
+    the header is written for 0 rows and rewritten in place with the count at the end (NumPy
+    pads the header so that the row count can grow in place). ``f``: a seekable binary file."""
+    import numpy as np
+    from numpy.lib import format as npf
+
+    def header(n):
+        npf.write_array_header_1_0(f, {"descr": npf.dtype_to_descr(np.dtype(np.float32)),
+                                       "fortran_order": False, "shape": (n, dim)})
+
+    start = f.tell()
+    header(0)
+    body, n = f.tell(), 0
+    for block in blocks:
+        rows = np.ascontiguousarray(block, np.float32).reshape(-1, dim)
+        f.write(rows.tobytes())
+        n += len(rows)
+    end = f.tell()
+    f.seek(start)
+    header(n)
+    assert f.tell() == body, "the .npy header changed length"
+    f.seek(end)
+
+
+def _write_embedded(f, enc, records, pool, fmt) -> dict:
+    """Write the (pieces, vectors) ``records`` into the binary file ``f`` (seekable for npy) as
+    ``encoder embed -o`` does; the counts of a manifest entry (rows: vectors written)."""
+    counted = {"lines": 0, "rows": 0}
+
+    def counting():
+        for pieces, v in records:
+            counted["lines"] += 1
+            counted["rows"] += 1 if pool == "mean" else len(v)
+            yield pieces, v
+
+    if fmt == "npy":
+        _save_rows(f, (v for _, v in counting()), enc.dim)
+    else:
+        for pieces, v in counting():
+            f.write(_jsonl(pieces, v, pool).encode("utf-8"))
+    return counted
+
+
+_WORKER_ENCODERS: dict = {}
+
+
+def _worker_encoder(spec, layer, pool):
+    """The encoder ``spec`` = (path, sha256 of its files), loaded once per process (only the
+    latest is kept). Each call embeds a line: the first loads the kernels, and a bad
+    ``layer``/``pool`` fails before any file is read."""
+    enc = _WORKER_ENCODERS.get(spec)
+    if enc is None:
+        from embedkit.encoder.model import Encoder
+
+        enc = Encoder.load(spec[0])
+        _WORKER_ENCODERS.clear()
+        _WORKER_ENCODERS[spec] = enc
+    enc.embed(["warm up"], layer=layer, pool=pool)
+    return enc
+
+
+def _embed_shard(spec, layer, pool, fmt, threads, path, f) -> dict:
+    """Task: the vectors of one input file into ``f``, as ``encoder embed FILE -o`` writes them."""
+    from embedkit.encoder.threads import set_threads
+
+    enc = _worker_encoder(spec, layer, pool)
+    set_threads(threads)
+    return _write_embedded(f, enc, _embedded(enc, _read_texts([path]), layer, pool), pool, fmt)
+
+
+def _embed_to_dir(encdir, files, fmt, layer, pool, threads, out_dir, scheduler, quiet) -> None:
+    import functools
+
+    from . import shards
+
+    files, outs = shards.check(files, out_dir, "." + fmt)
+    spec = (os.path.abspath(encdir), shards.folder_digest(encdir))
+    head = {"format": "embedkit-embedded-shards", "version": 1, "encoder": spec[0],
+            "encoder_sha256": spec[1], "layer": layer, "pool": pool, "output_format": fmt}
+    shards.run(files, outs, out_dir, head=head,
+               task=functools.partial(_embed_shard, spec, layer, pool, fmt),
+               warm=functools.partial(_worker_encoder, spec, layer, pool), total="rows",
+               threads=threads, scheduler=scheduler, quiet=quiet, desc="embedding")
+
+
 @encoder.command()
 @click.argument("encdir", type=click.Path())
 @click.argument("files", nargs=-1, type=click.Path(allow_dash=True))
@@ -173,15 +281,27 @@ def _chunks(items, size):
 @click.option("--pool", type=click.Choice(["none", "mean"]), default="none", show_default=True,
               help="none: a vector per piece; mean: one per line.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file (default stdout).")
+@click.option("--out-dir", metavar="DIR",
+              help="Write one output file per input file into DIR (NAME.npy / NAME.jsonl, .gz "
+                   "dropped) plus manifest.json; a re-run skips files already done.")
+@click.option("--scheduler", metavar="SPEC",
+              help="With --out-dir: embed the files on Dask (local:N, tcp://HOST:PORT, sync).")
 @threads_option("Threads.")
 @quiet_option
-def embed(encdir, files, fmt, layer, pool, output, threads, quiet):
+def embed(encdir, files, fmt, layer, pool, output, out_dir, scheduler, threads, quiet):
     """Contextual vectors of each line of FILES (default stdin): JSON lines
     {"pieces": [...], "vectors": [[...], ...]} (with --pool mean: "vector": [...]), or one .npy
     array (rows = pieces of all lines in order, or lines with --pool mean)."""
     _threads(threads)
     from embedkit.errors import UsageError
 
+    if scheduler and not out_dir:
+        raise UsageError("--scheduler goes with --out-dir (one output file per input file)")
+    if out_dir:
+        if output is not None:
+            raise UsageError("--out-dir and -o exclude each other")
+        _embed_to_dir(encdir, files, fmt, layer, pool, threads, out_dir, scheduler, quiet)
+        return
     if fmt == "npy" and output is None and sys.stdout.isatty():
         raise UsageError("--format npy writes binary: give -o FILE or redirect stdout")
     import numpy as np
@@ -194,36 +314,17 @@ def embed(encdir, files, fmt, layer, pool, output, threads, quiet):
     set_threads(threads)
     enc = Encoder.load(encdir)
     texts = _read_texts(list(files) or ["-"])
-
-    def results():
-        with bar(None, "embedding", "lines", quiet) as progress:
-            for chunk in _chunks(texts, 256):
-                vecs = enc.embed(chunk, layer=layer, pool=pool)
-                for text, v in zip(chunk, vecs):
-                    yield enc.pieces(text), v
-                progress.update(len(chunk))
-
-    if fmt == "npy":
-        rows = [v.reshape(-1, enc.dim) for _, v in results()]
-        arr = np.concatenate(rows) if rows else np.zeros((0, enc.dim), np.float32)
-        if output is None:
-            _write_npy(arr)
+    with bar(None, "embedding", "lines", quiet) as progress:
+        records = _embedded(enc, texts, layer, pool, progress)
+        if output is not None:
+            with atomic_write(output, "w+b") as f:
+                _write_embedded(f, enc, records, pool, fmt)
+        elif fmt == "npy":
+            rows = [v.reshape(-1, enc.dim) for _, v in records]
+            _write_npy(np.concatenate(rows) if rows else np.zeros((0, enc.dim), np.float32))
         else:
-            with atomic_write(output, "wb") as f:
-                np.save(f, arr)
-        return
-
-    def lines():
-        for pieces, v in results():
-            key = "vector" if pool == "mean" else "vectors"
-            yield dumps({"pieces": pieces, key: np.round(v.astype(np.float64), 6).tolist()}) + "\n"
-
-    if output is None:
-        for line in lines():
-            sys.stdout.write(line)
-    else:
-        with atomic_write(output, "w") as f:
-            f.writelines(lines())
+            for pieces, v in records:
+                sys.stdout.write(_jsonl(pieces, v, pool))
 
 
 @encoder.command()

@@ -5,7 +5,7 @@ the unique-word table) stays on this machine. Each shard is counted by the very 
 single-node path (``bpe.count.count_shard``, ``wordvec.vocab.count_file``) and adjacent results
 are summed pairwise in shard order, so the totals — and everything learned from them — do not
 depend on the sharding or the number of workers. ``Runner.map`` runs per-shard jobs whose results
-are small (``bpe encode --out-dir``).
+are small (``bpe encode --out-dir``, ``encoder embed --out-dir``).
 
 Dask is imported only by ``connect`` (the extra ``embedkit[dask]``); without ``--scheduler``
 nothing here is used but ``expand``.
@@ -68,11 +68,13 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def warm_up() -> None:
-    """Compile or load the counting kernels (and the character-class table) in this process."""
-    from .bpe.scanner import WordCounter
+def warm_up(pattern: str | None = None) -> None:
+    """Compile or load the counting kernels of ``pattern``'s compiled scanner (default GPT-2's)
+    and its character-class tables in this process."""
+    from .bpe.count import compiled_counter
 
-    a, b = WordCounter(), WordCounter()
+    counter = compiled_counter(pattern)
+    a, b = counter(), counter()
     a.add("warm up\n")
     b.add("the kernels\n")
     a.merge(b)
@@ -212,7 +214,11 @@ def connect(spec: str) -> Runner:
             with signals_held():
                 runner.cluster = distributed.LocalCluster(
                     n_workers=int(m.group(1)), threads_per_worker=1, processes=True,
-                    host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR)
+                    host="127.0.0.1", dashboard_address=None,
+                    # its HTTP endpoints on any free loopback port: a second job must not warn
+                    # that 8787 is taken; a failed task is reported here, once, not logged too
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                    silence_logs=logging.CRITICAL)
                 runner.client = distributed.Client(runner.cluster)
                 runner.client.run(_ignore_sigint)
         except BaseException:
@@ -228,10 +234,10 @@ def connect(spec: str) -> Runner:
 def bpe_counts(runner: Runner, paths: list, *, byte_level: bool = True, lowercase: bool = False,
                pattern: str | None = None, quiet: bool = True):
     """The word counts ``bpe learn`` learns from (a ``WordCounter`` or a ``Counter``)."""
-    from .bpe.count import CountTable, count_shard, merge_counts
+    from .bpe.count import COMPILED_PATTERNS, CountTable, count_shard, merge_counts
 
-    if byte_level and pattern is None:  # the compiled scanner counts: load it first
-        runner.warm()
+    if byte_level and pattern in COMPILED_PATTERNS:  # a compiled scanner counts: load it first
+        runner.warm(functools.partial(warm_up, pattern))
     func = functools.partial(count_shard, byte_level=byte_level, lowercase=lowercase,
                              pattern=pattern)
     counts = runner.map_reduce(func, list(paths), merge_counts, desc="counting words",

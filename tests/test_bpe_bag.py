@@ -148,18 +148,25 @@ def test_oov_vector_after_save_and_load_is_the_bag_mean(tokdir, tmp_path, capsys
     v = embedkit.load(tmp_path / "m.ekv")
     assert isinstance(v.scheme, BpeBag) and v.settings["bpe_bag"] == "all"
     fresh = BpeBag.load(tokdir)
+    kept = v.scheme.index.kept  # training kept only the token rows some vocabulary word uses
+    assert v.subword_rows.shape[0] == len(kept) == v.scheme.size < fresh.size
+    ptr, ids = fresh.table(v.words, len(v.words))
+    assert kept.tolist() == sorted({r - len(v.words) for r in ids[ids >= len(v.words)].tolist()})
     # In-vocabulary words: the .vec holds the mean of the word's own row and its bag.
     for w in ("cat", "cats", "food"):
         i = v.index[w]
-        rows = np.vstack([v.input[[i] * fresh.index.own], v.subword_rows[fresh.rows(w)]])
+        assert kept[v.scheme.rows(w)].tolist() == fresh.rows(w).tolist()
+        rows = np.vstack([v.input[[i] * fresh.index.own], v.subword_rows[v.scheme.rows(w)]])
         np.testing.assert_allclose(v.vectors[i], rows.mean(0), rtol=1e-6, atol=1e-7)
-    ptr, ids = fresh.table(["dogcats"], 0)
+    ptr, ids = v.scheme.table(["dogcatq"], 0)
     assert fresh.index.own == v.scheme.index.own > 1 and ids[:fresh.index.own].tolist() == [0] * fresh.index.own
     bag = ids[fresh.index.own:].astype(np.int64)
-    assert "dogcats" not in v and len(bag) > 5
+    full = fresh.rows("dogcatq")  # its tokens that no vocabulary word contains have no row
+    assert kept[bag].tolist() == [r for r in full.tolist() if r in set(kept.tolist())]
+    assert "dogcatq" not in v and 4 < len(bag) < len(full)  # "q" ends no vocabulary word
     want = np.asarray(v.subword_rows[bag]).sum(axis=0, dtype=np.float32) * np.float32(1 / len(bag))
-    assert np.array_equal(v["dogcats"], want)
-    assert run(["vectors", str(tmp_path / "m.ekv"), "dogcats", "--json"]) == 0
+    assert np.array_equal(v["dogcatq"], want)
+    assert run(["vectors", str(tmp_path / "m.ekv"), "dogcatq", "--json"]) == 0
     got = json.loads(capsys.readouterr().out)["vector"]
     assert np.array_equal(np.array(got, np.float32), want)
 
@@ -205,3 +212,24 @@ def test_bad_input_is_one_line_exit_2(tokdir, tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1, err
     assert not list(tmp_path.glob("m*"))
+
+
+@pytest.mark.parametrize("rows, what", [
+    ("reversed", "'rows' is not an increasing list of token rows"),
+    ("too_big", "'rows' is not an increasing list of token rows"),
+    ("one_less", "pieces but 'subword_rows' has"),
+])
+def test_lying_kept_rows_in_the_model_are_refused(tokdir, tmp_path, capsys, rows, what):
+    from embedkit.store import read_store, write_store
+
+    train_cli(tmp_path, tokdir, "m", "--bpe-bag", "all")
+    meta, arrays = read_store(tmp_path / "m.ekv", mmap=False)
+    kept = meta["subwords"]["rows"]
+    meta["subwords"]["rows"] = {"reversed": kept[::-1], "too_big": kept[:-1] + [10**6],
+                                "one_less": kept[:-1]}[rows]
+    write_store(tmp_path / "bad.ekv", "vectors", meta, arrays)
+    capsys.readouterr()
+    assert run(["vectors", str(tmp_path / "bad.ekv"), "cat"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"embedkit: error: {tmp_path / 'bad.ekv'}: corrupt native model: ")
+    assert what in err and err.count("\n") == 1

@@ -170,6 +170,32 @@ def test_bad_files(tok, tmp_path):
         BPETokenizer.load(tmp_path / "missing")
 
 
+def test_settings_file_defaults_and_lying_fields():
+    """embedkit.json: a field left out takes its mode's default; each lying field is one
+    InputError naming it (not a crash in encode)."""
+    from embedkit.bpe.files import parse_settings, settings_for
+    from embedkit.bpe.pretokenize import GPT2_PATTERN, WHITESPACE
+
+    assert settings_for(True) == {"format": "embedkit-bpe", "version": 1, "mode": "byte-level",
+                                  "pattern": GPT2_PATTERN, "lowercase": False,
+                                  "special_tokens": [], "end_of_word_suffix": None}
+    assert settings_for(False, True, ["<s>"])["pattern"] == WHITESPACE
+    assert parse_settings(None) == settings_for(True)
+    head = {"format": "embedkit-bpe", "version": 1}
+    for mode in ("byte-level", "word"):
+        assert parse_settings(json.dumps({**head, "mode": mode})) == settings_for(mode == "byte-level")
+    lies = [({"special_tokens": "<s>"}, "special_tokens must be a list of non-empty strings"),
+            ({"special_tokens": ["<s>", ""]}, "special_tokens must be a list of non-empty strings"),
+            ({"version": "1"}, "field 'version' must be an integer"),
+            ({"lowercase": "yes"}, "field 'lowercase' must be true or false"),
+            ({"end_of_word_suffix": 3}, "field 'end_of_word_suffix' must be a string or null"),
+            ({"pattern": 5}, "field 'pattern' must be a regular expression string"),
+            ({"pattern": "(a"}, "field 'pattern' is not a valid regular expression")]
+    for field, message in lies:
+        with pytest.raises(InputError, match=r"^embedkit\.json: " + message.replace("(", r"\(")):
+            parse_settings(json.dumps({**head, "mode": "byte-level", **field}))
+
+
 def test_vocab_size_below_alphabet_and_empty_corpus():
     with pytest.raises(UsageError, match="smaller than the base alphabet"):
         BPETokenizer.train(["some text"], 200)

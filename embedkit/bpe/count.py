@@ -1,7 +1,8 @@
 """Word counting for BPE learning: stream the corpus in blocks, pre-tokenize in parallel.
 
-Pre-tokenization is most of the learning time and is per-block independent. Byte-level files go
-through the compiled scanner (``scanner.py``) in threads; word mode and iterables of lines use
+Pre-tokenization is most of the learning time and is per-block independent. Byte-level files with
+the GPT-2, cl100k or o200k pattern go through a compiled scanner (``scanner.py``,
+``scanner_tiktoken.py``) in threads; word mode, other patterns and iterables of lines use
 ``threads`` forked processes that each turn a block into a ``Counter`` (regex / ``str.split``)
 and the parent adds them up.
 Memory is bounded by a few blocks plus the number of distinct words, never by the corpus size.
@@ -22,10 +23,27 @@ from typing import Iterator, NamedTuple
 from ..corpus import Block, check_no_nul, decode, iter_blocks
 from ..errors import UsageError
 from .parallel import fork_map
-from .pretokenize import GPT2_JOINED_PATTERN, GPT2_PATTERN, LINE_SEP, split_words
+from .pretokenize import CL100K_PATTERN, GPT2_JOINED_PATTERN, GPT2_PATTERN, LINE_SEP, \
+    O200K_PATTERN, split_words
 
 JOB_BYTES = 1 << 22
 COMPILED_JOB_BYTES = 1 << 20  # a block in flight costs ~5x its size (str + UTF-32 copy)
+
+
+# The byte-level patterns a compiled scanner implements (None: GPT-2's); any other runs on regex.
+COMPILED_PATTERNS = (None, CL100K_PATTERN, O200K_PATTERN)
+
+
+def compiled_counter(pattern: str | None):
+    """The ``scanner.WordCounter`` class whose kernel splits text exactly as ``pattern`` (one of
+    ``COMPILED_PATTERNS``, however the user named it: the names resolve to these strings)."""
+    if pattern is None:
+        from .scanner import WordCounter
+
+        return WordCounter
+    from .scanner_tiktoken import Cl100kCounter, O200kCounter
+
+    return {CL100K_PATTERN: Cl100kCounter, O200K_PATTERN: O200kCounter}[pattern]
 
 
 def is_paths(corpus) -> bool:
@@ -94,12 +112,13 @@ def count(corpus, *, byte_level: bool = True, lowercase: bool = False, threads: 
 
     ``meanwhile``: a function run in a thread of this (otherwise idle) process while workers
     count, e.g. loading the merge kernel, so that start-up cost is hidden. ``pattern``: a
-    byte-level pre-tokenizer other than GPT-2's, run with ``regex`` in forked processes.
+    byte-level pre-tokenizer other than GPT-2's: cl100k and o200k have compiled scanners, any
+    other runs with ``regex`` in forked processes.
     """
     paths = is_paths(corpus)
-    if paths and byte_level and pattern is None:
+    if paths and byte_level and pattern in COMPILED_PATTERNS:
         return count_table(corpus, lowercase=lowercase, threads=threads, quiet=quiet,
-                           meanwhile=meanwhile)
+                           meanwhile=meanwhile, pattern=pattern)
     return _count_forked(corpus, paths, byte_level, lowercase, threads, quiet, meanwhile, pattern)
 
 
@@ -131,19 +150,21 @@ def _count_forked(corpus, paths: bool, byte_level: bool, lowercase: bool, thread
 
 
 def count_table(corpus, *, lowercase: bool = False, threads: int = 1, quiet: bool = True,
-                meanwhile=None):
-    """Byte-level words of files (or ``-``) as a ``scanner.WordCounter``: the compiled scanner
-    counts blocks in ``threads`` threads (the kernel releases the GIL), one table each, while this
-    thread reads and decodes the next blocks; the tables are merged at the end."""
+                meanwhile=None, pattern: str | None = None):
+    """Byte-level words of files (or ``-``) as a ``scanner.WordCounter``: the compiled scanner of
+    ``pattern`` (``COMPILED_PATTERNS``) counts blocks in ``threads`` threads (the kernel releases
+    the GIL), one table each, while this thread reads and decodes the next blocks; the tables are
+    merged at the end."""
     from ..progress import bar
-    from .scanner import WordCounter
+
+    counter = compiled_counter(pattern)
 
     helper = threading.Thread(target=meanwhile, daemon=True) if meanwhile else None
     if helper is not None:
         helper.start()
     free: queue.SimpleQueue = queue.SimpleQueue()
     for _ in range(threads):
-        free.put(WordCounter())
+        free.put(counter())
 
     def scan(text: str) -> None:
         wc = free.get()
@@ -219,7 +240,8 @@ def count_shard(path, *, byte_level: bool = True, lowercase: bool = False,
                 pattern: str | None = None):
     """One file's word counts by the single-node code on one thread: the map step of a
     distributed count (``embedkit.cluster``). A ``CountTable`` for the compiled scanner, else a
-    ``Counter``; both merge exactly (``merge_counts``), so any sharding gives the same total."""
+    ``Counter``; both merge exactly (``merge_counts``), so any sharding gives the same total.
+    ``cluster.warm_up(pattern)`` loads the scanner's kernels first."""
     from pathlib import Path  # a path, never text: a file this worker cannot see is an error
 
     counts = count([Path(path)], byte_level=byte_level, lowercase=lowercase, threads=1,

@@ -28,11 +28,25 @@ _NL, _SP, _QUOTE = 10, 32, 39
 @functools.lru_cache(maxsize=1)
 def char_classes() -> np.ndarray:
     """uint8 class of every code point per the ``regex`` module, cached on disk (0.1 s to build)."""
+    return cached_table("charclass", _fill_classes)
+
+
+def _fill_classes(chars: str, table: np.ndarray) -> None:
+    import regex
+
+    for value, pattern in _CLASSES:
+        for m in regex.finditer(pattern, chars):
+            table[m.start():m.end()] = value
+
+
+def cached_table(kind: str, fill) -> np.ndarray:
+    """A uint8 per code point that ``fill(chars, table)`` sets from ``regex`` classes, cached in
+    ``__pycache__`` per regex and Unicode version (the scanners look classes up, never regex)."""
     import unicodedata
 
     import regex
 
-    name = f"charclass-{regex.__version__}-{unicodedata.unidata_version}.npy"
+    name = f"{kind}-{regex.__version__}-{unicodedata.unidata_version}.npy"
     path = Path(__file__).parent / "__pycache__" / name
     try:
         table = np.load(path)
@@ -40,11 +54,8 @@ def char_classes() -> np.ndarray:
             return table
     except (OSError, ValueError):
         pass
-    chars = "".join(map(chr, range(0x110000)))
     table = np.zeros(0x110000, np.uint8)
-    for value, pattern in _CLASSES:
-        for m in regex.finditer(pattern, chars):
-            table[m.start():m.end()] = value
+    fill("".join(map(chr, range(0x110000))), table)
     try:
         path.parent.mkdir(exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -241,7 +252,10 @@ class WordCounter:
 
     def add(self, text: str) -> None:
         """Count the words of ``text`` (lone surrogates from ``surrogateescape`` are kept)."""
-        cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
+        self._scan(np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32))
+
+    def _scan(self, cps: np.ndarray) -> None:
+        """The pattern's kernel over code points (subclasses scan other patterns)."""
         *table, self.nw = scan_words(cps, self.cls, *self.table, self.nw)
         self.table = tuple(table)
 

@@ -85,12 +85,26 @@ class BagIndex:
         if not seqs:
             raise InputError(where, f"no BPE token of {self.min_len} to "
                                     f"{self.max_len or 'any'} characters: the bags would be empty")
-        self.seqs, self.token_rows = seqs, rows
-        self.lookup = dict(zip(seqs, rows))
-        self.longest = max(map(len, seqs))
-        self.size = 2 * vocab if self.byte_level else vocab
         self.alphabet = BYTE_EOW + 1 if self.byte_level else CHAR_EOW + 1
+        self.kept = None  # the token rows kept by ``keep`` (None: all)
+        self._set(seqs, rows, 2 * vocab if self.byte_level else vocab)
+
+    def _set(self, seqs, rows, size) -> None:
+        self.seqs, self.token_rows, self.size = seqs, rows, size
+        self.lookup = dict(zip(seqs, rows))
+        self.longest = max(map(len, seqs), default=0)
         self._trie = None
+
+    def keep(self, used: np.ndarray) -> None:
+        """Keep only the token rows ``used`` (sorted), renumbered 0..len(used)-1: the n-grams
+        no vocabulary word contains would stay untrained, and their random rows would only add
+        noise to an unseen word's bag (for byte-level GPT-2 vocabularies most of the suffix rows
+        ``t⟩`` are such rows)."""
+        used = np.asarray(used, dtype=np.int64)
+        new = {int(r): i for i, r in enumerate(used.tolist())}
+        pairs = [(q, new[r]) for q, r in zip(self.seqs, self.token_rows) if r in new]
+        self.kept = used
+        self._set([q for q, _ in pairs], [r for _, r in pairs], len(used))
 
     def _add(self, seqs, rows, seq, n, row) -> None:
         if n >= self.min_len and (self.max_len == 0 or n <= self.max_len):
@@ -120,7 +134,8 @@ class BagIndex:
         return np.array(out, dtype=np.int64)
 
     def table(self, words: list[str], first_row: int) -> tuple[np.ndarray, np.ndarray]:
-        """CSR bags of many words: ``own`` copies of row ``w``, then ``first_row`` + token rows."""
+        """CSR bags of many words: ``own`` copies of row ``w``, then ``first_row`` + token rows
+        (``first_row`` >= ``len(words)``)."""
         from . import bpe_bag_kernels as K
 
         if self._trie is None:

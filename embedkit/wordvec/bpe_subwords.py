@@ -88,20 +88,40 @@ class BpeBag:
     def rows(self, word: str) -> np.ndarray:
         return self.index.rows(word)
 
-    def table(self, words: list[str], first_row: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.index.table(words, first_row)
+    def table(self, words: list[str], first_row: int,
+              prune: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The bags of ``words``; ``prune`` (training's call): afterwards the table has only the
+        rows these bags use (``BagIndex.keep``), and the ids are renumbered to match."""
+        ptr, ids = self.index.table(words, first_row)
+        if prune:
+            sub = ids >= first_row
+            used = np.unique(ids[sub]) - first_row
+            ids[sub] = np.searchsorted(used, ids[sub] - first_row) + first_row
+            self.index.keep(used)
+        return ptr, ids
 
     def to_meta(self) -> dict:
-        return {"kind": self.kind, "bag": self.bag, "min_len": self.index.min_len,
+        meta = {"kind": self.kind, "bag": self.bag, "min_len": self.index.min_len,
                 "max_len": self.index.max_len, "own_weight": self.index.own,
                 "files": self.tokenizer.to_files()}
+        if self.index.kept is not None:
+            meta["rows"] = self.index.kept.tolist()
+        return meta
 
     @classmethod
     def from_meta(cls, meta: dict) -> "BpeBag":
         from ..bpe.model import BPETokenizer
 
-        return cls(BPETokenizer.from_files(meta["files"], "model subwords"), int(meta["min_len"]),
-                   int(meta["max_len"]), "model subwords", int(meta.get("own_weight", 1)))
+        scheme = cls(BPETokenizer.from_files(meta["files"], "model subwords"),
+                     int(meta["min_len"]), int(meta["max_len"]), "model subwords",
+                     int(meta.get("own_weight", 1)))
+        if "rows" in meta:  # pruned in training; older models kept every row
+            rows = np.asarray(meta["rows"], dtype=np.int64)
+            if rows.ndim != 1 or np.any(np.diff(rows) <= 0) or \
+                    (len(rows) and not 0 <= rows[0] <= rows[-1] < scheme.size):
+                raise ValueError("'rows' is not an increasing list of token rows")
+            scheme.index.keep(rows)
+        return scheme
 
 
 def load_scheme(tokdir: str | os.PathLike, bag: str, min_len: int, max_len: int):

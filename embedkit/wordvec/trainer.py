@@ -94,7 +94,7 @@ def subword_table(scheme, words: list[str]) -> tuple[np.ndarray, np.ndarray, int
         ptr, ids = K.fnv1a_ngram_rows(data, offsets, scheme.minn, scheme.maxn, scheme.buckets, nw)
         return ptr, ids, scheme.buckets
     if getattr(scheme, "bag", "") == "all":
-        ptr, ids = scheme.table(words, nw)
+        ptr, ids = scheme.table(words, nw, prune=True)
         return ptr, ids, scheme.size
     rows = scheme.rows_many(words)
     ptr = np.zeros(nw + 1, np.int64)
