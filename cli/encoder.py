@@ -169,8 +169,10 @@ _CHUNK_LINES = 256  # lines per Encoder.embed call: it batches them by length
 
 def _embedded(enc, texts, layer, pool, progress=None):
     """(pieces, vectors) of each text in order. A line's vectors depend (in float rounding: BLAS
-    kernels round by matrix size) on the lines batched with it, so inputs cut at multiples of
-    ``_CHUNK_LINES`` lines give exactly the vectors of the whole input."""
+    kernels round by matrix size) on the lines batched with it; lines are batched within one
+    file only, so one output per input file (``--out-dir``) concatenates to exactly the output
+    of the same files in one run, and inputs cut at multiples of ``_CHUNK_LINES`` lines give
+    exactly the vectors of the whole input."""
     for chunk in _chunks(texts, _CHUNK_LINES):
         vecs = enc.embed(chunk, layer=layer, pool=pool)
         for text, v in zip(chunk, vecs):
@@ -313,9 +315,9 @@ def embed(encdir, files, fmt, layer, pool, output, out_dir, scheduler, threads, 
 
     set_threads(threads)
     enc = Encoder.load(encdir)
-    texts = _read_texts(list(files) or ["-"])
     with bar(None, "embedding", "lines", quiet) as progress:
-        records = _embedded(enc, texts, layer, pool, progress)
+        records = (r for path in list(files) or ["-"]  # each file's lines batched among themselves
+                   for r in _embedded(enc, _read_texts([path]), layer, pool, progress))
         if output is not None:
             with atomic_write(output, "w+b") as f:
                 _write_embedded(f, enc, records, pool, fmt)

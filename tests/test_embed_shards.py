@@ -115,6 +115,14 @@ def test_any_sharding_gives_single_node_outputs(enc, tmp_path_factory, capsys, l
     got = outputs(out, files, fmt)
     opts = ("--format", fmt, "--pool", pool)
     assert got == [single(enc, f, tmp / f"ref.{fmt}", capsys, *opts) for f in files]
+    code, _, err = run(["encoder", "embed", enc, *files, "-o", tmp / f"all.{fmt}", "--threads", 1,
+                        "-q", *opts], capsys)  # the same files in one single-node run
+    assert code == 0, err
+    all_ = (tmp / f"all.{fmt}").read_bytes()
+    if fmt == "jsonl":
+        assert all_ == b"".join(got)
+    else:
+        assert np.array_equal(np.load(io.BytesIO(all_)), joined(got, fmt))
     ref = single(enc, whole, tmp / f"whole.{fmt}", capsys, *opts)
     assert_close(joined(got, fmt), joined([ref], fmt), fmt)
     if len(files) == 1:

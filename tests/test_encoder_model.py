@@ -14,6 +14,7 @@ from embedkit.cli import main
 from embedkit.encoder import checkpoint
 from embedkit.encoder import layers as L
 from embedkit.encoder import network as N
+from embedkit.errors import UsageError
 
 SENTENCES = ["the cat sat on the mat .", "a dog ran to the park .",
              "my friend walked along the river bank .", "the teacher put money in the bank .",
@@ -58,6 +59,9 @@ def test_same_word_in_two_sentences_gets_different_vectors(encoders):
     pe = N.positions(mlm.params, mlm.config, 16)
     np.testing.assert_allclose(e[0][ia:ia + len(bank)] - pe[ia:ia + len(bank)],
                                e[1][ib:ib + len(bank)] - pe[ib:ib + len(bank)], atol=1e-5)
+    # layers count from the end too: -2 is the embeddings (0) and -1 the last layer (1)
+    assert all(np.array_equal(x, y) for x, y in zip(mlm.embed([a, b], layer=-2), e))
+    assert all(np.array_equal(x, y) for x, y in zip(mlm.embed([a, b], layer=1), [va, vb]))
 
 
 @pytest.mark.parametrize("which", ["mlm", "clm"])
@@ -131,16 +135,30 @@ def test_fill_and_generate(encoders, capsys):
     probs = [p for _, p in cands[0]]
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1
     # the k most likely: a softmax of the model's own logits, sorted descending
-    ids = tok.encode("the teacher put money in the") + [mlm.vocab.mask] + tok.encode(" .")
-    h, _ = N.forward(mlm.params, mlm.config, np.array([ids]), np.ones((1, len(ids)), bool))
-    row = len(ids) - 2
-    logits = (h[0, row] @ mlm.params["wte"].T + mlm.params["out_b"]).astype(np.float64)
-    logits[~mlm.vocab.is_regular] = -np.inf
-    p = np.exp(logits - logits.max())
-    p /= p.sum()
+    def blank(after):
+        ids = tok.encode("the teacher put money in the") + [mlm.vocab.mask] + tok.encode(after)
+        h, _ = N.forward(mlm.params, mlm.config, np.array([ids]), np.ones((1, len(ids)), bool))
+        row = ids.index(mlm.vocab.mask)
+        logits = (h[0, row] @ mlm.params["wte"].T + mlm.params["out_b"]).astype(np.float64)
+        logits[~mlm.vocab.is_regular] = -np.inf
+        p = np.exp(logits - logits.max())
+        return p / p.sum()
+
+    p = blank(" .")
     top = np.argsort(-p)[:4]
     assert [c for c, _ in cands[0]] == [tok.decode([int(i)]) for i in top]
     np.testing.assert_allclose(probs, p[top], rtol=1e-5)
+    # only a space just before a [MASK] belongs to the blank: the text's trailing space is a piece
+    p = blank(" . ")
+    top = np.argsort(-p)[:4]
+    np.testing.assert_allclose([q for _, q in mlm.fill("the teacher put money in the [MASK] . ", k=4)[0]],
+                               p[top], rtol=1e-5)
+    with pytest.raises(UsageError, match=r"this is a clm encoder: fill needs one trained with mlm "
+                                         r"\(use generate\)$"):
+        clm.fill("the [MASK] .")
+    with pytest.raises(UsageError, match=r"this is a mlm encoder: generate needs a clm encoder "
+                                         r"\(use fill\)$"):
+        mlm.generate("the")
     code, out, _ = run(["encoder", "fill", d / "mlm", "the [MASK] sat on the [MASK] .", "--json"], capsys)
     assert code == 0 and len(json.loads(out)["masks"]) == 2
     # a clm encoder that has learnt six sentences completes one of them

@@ -33,6 +33,14 @@ def test_most_similar_equals_brute_force_and_excludes_the_query():
     assert len(v.most_similar("w7", k=1000)) == 199
     by_vec = v.most_similar(np.asarray(v.vectors[7]), k=1)
     assert by_vec[0][0] == "w7" and abs(by_vec[0][1] - 1) < 1e-5
+    q = np.asarray(v.vectors[7], np.float64)
+    assert [w for w, _ in v.most_similar("w7")] == [w for w, _ in _brute(v, q, 10, skip={7})]  # k=10
+    assert list(v) == v.words and len(v) == 200
+    assert v.similarity("w7", "w8") == pytest.approx(_brute(v, q, 200)[[w for w, _ in _brute(
+        v, q, 200)].index("w8")][1], abs=1e-6)
+    # restrict=5: answers only from w0..w4, also for a query word just outside them (w5)
+    assert sorted(w for w, _ in v.most_similar_many(["w5"], k=5, restrict=5)[0]) == \
+        ["w0", "w1", "w2", "w3", "w4"]
 
 
 def test_batch_equals_one_at_a_time_and_collects_unknown_words():
@@ -63,6 +71,10 @@ def test_oov_vector_is_mean_of_subword_rows():
     assert np.allclose(v[word], want, atol=1e-6)
     assert v.most_similar(word, k=3) == v.most_similar(want, k=3)
     assert v.has_vector(word) and not _model().has_vector(word)
+    one = _model(scheme=CharNgrams(3, 3, 50), subword_rows=rows)  # "a" has one n-gram, "<a>"
+    assert len(one.scheme.rows("a")) == 1 and np.array_equal(one["a"], rows[one.scheme.rows("a")[0]])
+    with pytest.raises(UnknownWordError, match="'' .*it has no subwords"):
+        one[""]
 
 
 def test_analogy_equals_gensim_most_similar():
@@ -182,6 +194,44 @@ def test_native_round_trip_keeps_everything(tmp_path):
         assert np.array_equal(np.asarray(load(tmp_path / f"m.{fmt}").vectors), v.vectors)
     with pytest.raises(UsageError, match="unknown format"):
         v.save(tmp_path / "x", format="pickle")
+
+
+def test_default_restricts_and_lenient_load(tmp_path):
+    """evaluate_analogies answers from the 30,000 most frequent words unless told otherwise,
+    evaluate_similarity from 300,000; ``load`` keeps the first of a repeated word (strict=False)."""
+    fill = [f"f{i}" for i in range(300_000 - 3)]
+    base = np.array([[0, 1, 0], [1, 1, 0], [0, 0, 1], [1, 0, 1]], np.float32)
+    for n, name, text in ((30_000, "a.txt", ": s\nman king woman queen\n"),
+                          (300_000, "s.tsv", "man\tqueen\t3\nking\twoman\t1\nman\tking\t2\n")):
+        words = ["man", "king", "woman"] + fill[:n - 3] + ["queen"]  # queen: the (n+1)th word
+        rows = np.vstack([base[:3], np.full((n - 3, 3), 0.1, np.float32), base[3:]])
+        v = Vectors.from_arrays(words, rows)
+        (tmp_path / name).write_text(text)
+        evaluate = v.evaluate_analogies if name == "a.txt" else v.evaluate_similarity
+        assert (evaluate(tmp_path / name)["used"], evaluate(tmp_path / name, restrict=None)["used"]) \
+            == ((0, 1) if name == "a.txt" else (2, 3))
+    (tmp_path / "d.vec").write_text("3 2\na 1 0\nb 0 1\na 2 2\n")
+    v = load(tmp_path / "d.vec")
+    assert v.words == ["a", "b"] and v["a"].tolist() == [1, 0] and v.load_counts["duplicates"] == 1
+    with pytest.raises(InputError, match="d.vec"):
+        load(tmp_path / "d.vec", strict=True)
+
+
+def test_native_bpe_subword_rows_must_match_the_vocabulary(tmp_path):
+    from embedkit import BPETokenizer
+    from embedkit.vectors.formats.native import save_native
+    from embedkit.wordvec.bpe_subwords import BpePieces
+
+    scheme = BpePieces(BPETokenizer.train(["low lower lowest slow"] * 3, 262, min_frequency=1))
+    rows = np.random.default_rng(2).standard_normal((scheme.size, 4)).astype(np.float32)
+    v = _model(d=4, scheme=scheme, subword_rows=rows)
+    v.save(tmp_path / "m.ekv")
+    assert np.array_equal(load(tmp_path / "m.ekv")["slowest"], v["slowest"])
+    save_native(tmp_path / "bad.ekv", v.words, v.vectors, subwords=scheme.to_meta(),
+                subword_rows=rows[:-1])
+    with pytest.raises(InputError, match=f"has {scheme.size} pieces but 'subword_rows' has "
+                                         f"{scheme.size - 1} rows"):
+        load(tmp_path / "bad.ekv")
 
 
 def test_native_model_with_nan_row_is_refused_on_query(tmp_path):
