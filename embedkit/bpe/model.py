@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,8 @@ from .pretokenize import (GPT2_JOINED_PATTERN, GPT2_PATTERN, LINE_SEP, bytes_to_
 from .trainer import EOW, UNK, word_bytes
 
 _CACHE_LIMIT = 1 << 20
+_PY_WORDS = 64  # new words merged in Python while the merge kernel is not loaded (_merge_py)
+_NO_RANK = 1 << 62
 
 
 class BPETokenizer:
@@ -45,13 +48,14 @@ class BPETokenizer:
         elif specials and self._settings["mode"] != "word":
             self._split_specials = _special_regex(specials, self._settings.get("token_flags") or {})
         self._mode = self._settings["mode"]
-        self._whole = None  # ignore_merges: symbol string → id of the tokens a word may be whole
+        self._whole = None  # ignore_merges: ids of the tokens a word may not be as a whole
         self._sp = None
         if self._mode == "sentencepiece":
             from .formats.sentencepiece import Runtime
 
             self._sp = Runtime(self._settings, self._ids)
         self._table = None
+        self._py_ranks = None
         self._cache: dict[str, tuple[int, ...]] = {}
         self._raw: dict[str, tuple[int, ...]] = {}  # word mode: ids before unknown → <unk>
         self._ext: dict[str, int] = {}  # word mode: unknown symbols get ids >= vocab_size
@@ -399,20 +403,24 @@ class BPETokenizer:
             cache[w] = (self._special_ids[w],)
             todo.discard(w)
         if self._settings.get("ignore_merges"):
-            whole = self._whole_ids()
+            not_whole = self._not_whole()
             for w in list(todo):
-                i = whole.get(to_symbols(word_bytes(w)) if self.byte_level else w)
-                if i is not None:
+                i = self._ids.get(to_symbols(word_bytes(w)) if self.byte_level else w)
+                if i is not None and i not in not_whole:
                     cache[w] = (i,)
                     todo.discard(w)
         todo = list(todo)
         sym, wstart = self._initial_symbols(todo)
-        from .kernels import encode_words
+        if self.byte_level and self._sp is None and len(todo) <= _PY_WORDS and \
+                "embedkit.bpe.kernels" not in sys.modules:
+            ids, ostart = self._merge_py(sym.tolist(), wstart.tolist())
+        else:
+            from .kernels import encode_words
 
-        table, keys, new = self._merge_table()
-        ids, ostart = encode_words(sym, wstart, table, keys, new)
-        ids = ids.tolist()
-        ostart = ostart.tolist()
+            table, keys, new = self._merge_table()
+            ids, ostart = encode_words(sym, wstart, table, keys, new)
+            ids = ids.tolist()
+            ostart = ostart.tolist()
         if self.byte_level:
             for k, w in enumerate(todo):
                 cache[w] = tuple(ids[ostart[k]:ostart[k + 1]])
@@ -433,14 +441,13 @@ class BPETokenizer:
                 r = tuple(i if i < v else unk_end if self._symbol(i).endswith(EOW) else unk for i in r)
             cache[w] = r
 
-    def _whole_ids(self) -> dict[str, int]:
-        """Tokens a word may be as a whole (``ignore_merges``): not specials nor placeholders."""
+    def _not_whole(self) -> set[int]:
+        """Ids a word may not be as a whole (``ignore_merges``): specials and placeholders."""
         if self._whole is None:
-            skip = set(self._settings["special_tokens"])
-            skip.update(self._tokens[i] for i in self._settings.get("reserved_ids") or [])
-            skip.update(self._tokens[i] for i in self._settings.get("control_ids") or [])
-            skip.update(self._tokens[i] for i in self._settings.get("byte_ids") or [])
-            self._whole = {t: i for i, t in enumerate(self._tokens) if t not in skip}
+            skip = {self._ids[t] for t in self._settings["special_tokens"]}
+            for key in ("reserved_ids", "control_ids", "byte_ids"):
+                skip.update(self._settings.get(key) or [])
+            self._whole = skip
         return self._whole
 
     def _initial_symbols(self, words: list[str]):
@@ -485,6 +492,26 @@ class BPETokenizer:
         if len(self._ext) != len(self._ext_r):
             self._ext_r = {v: k for k, v in self._ext.items()}
         return self._ext_r[i]
+
+    def _merge_py(self, sym: list[int], wstart: list[int]) -> tuple[list[int], list[int]]:
+        """``kernels.encode_words`` in plain Python (lowest rank first, leftmost first): for a
+        few words — one line from the shell — this beats importing Numba and loading the kernel
+        (most of a one-line ``bpe encode``), and the tests hold the two to the same ids."""
+        if self._py_ranks is None:
+            self._py_ranks = {pair: r for r, pair in enumerate(map(tuple, self._merges))}
+        ranks, merges, tokens, index = self._py_ranks, self._merges, self._tokens, self._ids
+        ids, ostart = [], [0]
+        for a, b in zip(wstart, wstart[1:]):
+            word = sym[a:b]
+            while len(word) > 1:
+                r, i = min((ranks.get(p, _NO_RANK), i) for i, p in enumerate(zip(word, word[1:])))
+                if r == _NO_RANK:
+                    break
+                left, right = merges[r]
+                word[i:i + 2] = [index[tokens[left] + tokens[right]]]
+            ids.extend(word)
+            ostart.append(len(ids))
+        return ids, ostart
 
     def _merge_table(self):
         if self._table is None:
