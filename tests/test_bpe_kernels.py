@@ -280,3 +280,17 @@ def test_count_words_on_texts_splits_each_text_on_its_own():
     for texts in (["ab ab", " y\n", "", "z  "], ["ab ab", "a\x00b  x", " y\n"]):  # NUL: text by text
         expect = Counter(w for t in texts for w in split_words(t, GPT2_PATTERN))
         assert count_words(texts) == expect
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=24), st.text(max_size=8))
+def test_byte_symbols_round_trip_and_refuse_other_characters(raw, text):
+    from embedkit.bpe.pretokenize import bytes_to_unicode, from_symbols, to_symbols
+
+    syms = bytes_to_unicode()
+    assert to_symbols(raw) == "".join(syms[b] for b in raw)
+    assert from_symbols(to_symbols(raw)) == raw
+    back = {c: b for b, c in enumerate(syms)}
+    want = bytes(back[c] for c in text) if all(c in back for c in text) else None
+    assert from_symbols(text) == want
+    assert from_symbols(" ") is None and from_symbols("\xad") is None and from_symbols("Ġ") == b" "

@@ -80,6 +80,10 @@ def test_batch_paths_agree(tok, monkeypatch):
     small = BPETokenizer.from_files(tok.to_files())
     assert small.encode_batch(lines[:30]) == one_by_one[:30]
     assert small.encode_batch(lines) == one_by_one  # words cached by the first call were dropped
+    assert small.encode_to_text(lines[:60]) == as_text
+    assert len(small._str_cache[True]) > 50
+    assert small.encode_to_text(lines[:1]) == as_text[:1]
+    assert len(small._str_cache[True]) <= 50  # emptied, then only line 0's words
 
 
 def test_files_round_trip(tok, tmp_path):
@@ -90,6 +94,12 @@ def test_files_round_trip(tok, tmp_path):
     assert BPETokenizer.from_files(tok.to_files()).encode(TEXT) == tok.encode(TEXT)
     merges = (tmp_path / "t" / "merges.txt").read_text(encoding="utf-8")
     assert merges.startswith("#version: 0.2\n") and merges.endswith("\n")
+    tok.export(tmp_path / "t.json", "tokenizer.json")
+    tok.export(tmp_path / "t.tiktoken", "tiktoken")
+    assert BPETokenizer.load(tmp_path / "t.json").encode(TEXT) == tok.encode(TEXT)
+    assert BPETokenizer.load(tmp_path / "t.tiktoken", pattern="gpt2").encode(TEXT) == tok.encode(TEXT)
+    with pytest.raises(UsageError, match=r"unknown export format 'nope' \(tokenizer.json, tiktoken, hf-dir\)"):
+        tok.export(tmp_path / "t.nope", "nope")
 
 
 def test_learned_merges_equal_hf_trainer(corpus_file, tmp_path):
@@ -203,6 +213,11 @@ def test_vocab_size_below_alphabet_and_empty_corpus():
         BPETokenizer.train(["", ""], 300)
     with pytest.raises(InputError, match="empty corpus"):
         BPETokenizer.train(["  \n ", "\t"], 300, byte_level=False)
+    for size in (0, "300", 300.0):
+        with pytest.raises(UsageError, match=f"vocab size must be a positive integer, got {size!r}"):
+            BPETokenizer.train(["some text"], size, byte_level=False)
+    with pytest.raises(UsageError, match="threads must be >= 1, got 0"):
+        BPETokenizer.train(["some text"], 300, threads=0)
 
 
 def test_input_errors_reach_the_caller_from_the_worker_pool(tmp_path):

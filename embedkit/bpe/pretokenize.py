@@ -90,18 +90,28 @@ def byte_alphabet() -> list[str]:
     return sorted(bytes_to_unicode())
 
 
+@functools.lru_cache(maxsize=1)
+def _translations() -> tuple[dict[int, str], dict[int, int]]:
+    """``str.translate`` tables: byte value → its symbol, and symbol → the character of its byte
+    value, with every other character of U+0000..U+00FF sent to U+FFFF (so that, like any
+    character past U+00FF, it fails the Latin-1 encoding that ends ``from_symbols``)."""
+    syms = bytes_to_unicode()
+    back = {ord(c): b for b, c in enumerate(syms)}
+    for c in range(256):
+        back.setdefault(c, 0xFFFF)
+    return dict(enumerate(syms)), back
+
+
 def to_symbols(raw: bytes) -> str:
     """Bytes → the string of their byte-level symbols (``b' a'`` → ``'Ġa'``)."""
-    table = bytes_to_unicode()
-    return "".join(table[b] for b in raw)
+    return raw.decode("latin-1").translate(_translations()[0])
 
 
 def from_symbols(text: str) -> bytes | None:
     """The inverse of :func:`to_symbols`; None when ``text`` has a character outside the alphabet."""
-    table = unicode_to_bytes()
     try:
-        return bytes(table[c] for c in text)
-    except KeyError:
+        return text.translate(_translations()[1]).encode("latin-1")
+    except UnicodeEncodeError:
         return None
 
 

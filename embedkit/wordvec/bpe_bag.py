@@ -27,6 +27,8 @@ of its substrings), a few words at a time, and the tests hold the two to the sam
 """
 from __future__ import annotations
 
+from itertools import chain
+
 import numpy as np
 
 from ..errors import InputError
@@ -41,8 +43,7 @@ CHAR_EOW = 0x110000  # word-mode end-of-word symbol (after every code point)
 OWN_WEIGHT = 3
 
 
-def _is_continuation(b: int) -> bool:
-    return (b & 0xC0) == 0x80
+_CONTINUATION = bytes(range(0x80, 0xC0))  # UTF-8 continuation bytes: they start no character
 
 
 class BagIndex:
@@ -72,7 +73,7 @@ class BagIndex:
                     raise InputError(where, f"token {t!r} is not made of GPT-2 byte symbols: not "
                                             f"a byte-level BPE vocabulary (--bpe-bag all needs "
                                             f"byte-level or word-mode BPE)")
-                n = sum(not _is_continuation(b) for b in raw)
+                n = len(raw.translate(None, _CONTINUATION))
                 self._add(seqs, rows, tuple(raw), n, i)
                 self._add(seqs, rows, tuple(raw) + (BYTE_EOW,), n + 1, vocab + i)
             else:
@@ -141,10 +142,10 @@ class BagIndex:
         if self._trie is None:
             off = np.zeros(len(self.seqs) + 1, np.int64)
             np.cumsum([len(s) for s in self.seqs], out=off[1:])
-            sym = np.fromiter((c for s in self.seqs for c in s), np.int64, off[-1])
+            sym = np.fromiter(chain.from_iterable(self.seqs), np.int64, off[-1])
             self._trie = K.build_trie(sym, off, np.array(self.token_rows, np.int32), self.alphabet)
         seqs = [self.symbols(w) for w in words]
         off = np.zeros(len(seqs) + 1, np.int64)
         np.cumsum([len(s) for s in seqs], out=off[1:])
-        sym = np.fromiter((c for s in seqs for c in s), np.int64, off[-1])
+        sym = np.fromiter(chain.from_iterable(seqs), np.int64, off[-1])
         return K.bag_table(sym, off, *self._trie, self.alphabet, first_row, self.own)
