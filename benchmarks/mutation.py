@@ -6,12 +6,13 @@ removed, ...). For every mutant the project is copied to a temporary folder (one
 restored between mutants), the edit applied there, and the module's mapped test files run with
 ``pytest -x -q`` under a timeout. A failing run (or a timeout) kills the mutant; a passing run
 means no test noticed: a survivor, printed with file:line so it can be killed by a new assertion
-or explained as equivalent.
+or explained as equivalent. The unmutated tests must pass in the copy first (else the run stops:
+every mutant would count as killed), and the copy's tests must import the copy's code (checked).
 
     python benchmarks/mutation.py                              # every module (slow: hours)
     python benchmarks/mutation.py --module vectors/evaluate --max-mutants 20 --jobs 2
     python benchmarks/mutation.py --module corpus --list       # the mutants, without running
-    python benchmarks/mutation.py --module io --only 58 --tests test_store.py::test_x   # a new test kills #58?
+    python benchmarks/mutation.py --module io --only 58 --tests test_store.py  # kills #58 now?
 
 Not a CI gate: run it by hand after changing a module or its tests. It uses its own small
 mutator (``ast``), so it needs nothing beyond the test extras.
@@ -39,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MODULES: dict[str, list[str]] = {
     "bpe/files": ["test_bpe_model.py", "test_bpe_cli.py",
                   "test_promises.py::test_lowercase_recorded_in_tokdir_is_applied_on_encode_after_load"],
-    "bpe/model": ["test_bpe_model.py", "test_bpe_cli.py"],
+    "bpe/model": ["test_bpe_model.py", "test_bpe_cli.py",
+                  "test_bpe_formats.py"],  # sentencepiece and ignore_merges vocabularies
     "wordvec/trainer": ["test_train.py", "test_train_bpe.py"],
     "vectors/evaluate": ["test_vectors.py", "test_query.py",
                          "test_promises.py::test_eval_case_sensitive_turns_upper_casing_off"],

@@ -61,6 +61,7 @@ def test_api_names(tok):
     assert tok.token_to_id("no such token") is None
     assert "".join(tok.tokens(" the dog")) == "ĠtheĠdog"
     assert tok.encode_batch(["a b", "", "c"]) == [tok.encode("a b"), [], tok.encode("c")]
+    assert tok.count_tokens(["a b", "", TEXT]) == len(tok.encode("a b")) + len(tok.encode(TEXT)) > 3
     with pytest.raises(UsageError):
         tok.decode([10 ** 6])
 
@@ -80,6 +81,21 @@ def test_batch_paths_agree(tok, monkeypatch):
     small = BPETokenizer.from_files(tok.to_files())
     assert small.encode_batch(lines[:30]) == one_by_one[:30]
     assert small.encode_batch(lines) == one_by_one  # words cached by the first call were dropped
+    assert small.encode_batch(["zebra quagga"]) == [tok.encode("zebra quagga")]
+    plain = BPETokenizer.train(corpus_lines(100), 350)  # no special tokens: one joined regex call
+    assert plain._joined_words(lines[:60]) is not None
+    assert plain.encode_batch(lines[:60]) == [plain.encode(line) for line in lines[:60]]
+    fresh = BPETokenizer.from_files(tok.to_files())
+    names = [chr(97 + i // 26) + chr(97 + i % 26) for i in range(60)]  # 60 distinct words
+    fresh.encode_batch([" ".join(names[:40])])
+    fresh.encode_batch([" ".join(names[40:])])  # 40 cached + 20 new > 50: emptied first
+    assert len(fresh._cache) == 20
+    word = BPETokenizer.train(lines[:60], 300, byte_level=False, min_frequency=1)
+    monkeypatch.setattr(model, "_CACHE_LIMIT", 10)
+    assert word.encode_batch(lines[:60]) == [word.encode(line) for line in lines[:60]]
+    word.encode_batch(["zebra quagga"])
+    assert sorted(word._cache) == sorted(word._raw) == ["quagga", "zebra"]  # both caches emptied
+    assert sorted(small._cache) == [" quagga", "zebra"]  # full: emptied before new words went in
     assert small.encode_to_text(lines[:60]) == as_text
     assert len(small._str_cache[True]) > 50
     assert small.encode_to_text(lines[:1]) == as_text[:1]
@@ -94,6 +110,8 @@ def test_files_round_trip(tok, tmp_path):
     assert BPETokenizer.from_files(tok.to_files()).encode(TEXT) == tok.encode(TEXT)
     merges = (tmp_path / "t" / "merges.txt").read_text(encoding="utf-8")
     assert merges.startswith("#version: 0.2\n") and merges.endswith("\n")
+    tok.export(tmp_path / "hf", "hf-dir")
+    assert BPETokenizer.load(tmp_path / "hf").to_files() == tok.to_files()
     tok.export(tmp_path / "t.json", "tokenizer.json")
     tok.export(tmp_path / "t.tiktoken", "tiktoken")
     assert BPETokenizer.load(tmp_path / "t.json").encode(TEXT) == tok.encode(TEXT)
@@ -253,6 +271,9 @@ def test_word_mode_hand_checked():
     assert [tok.id_to_token(i) for i in ids] == ["lo", "w", "<unk></w>", "<unk>", "<unk></w>"]
     assert tok.decode(ids) == "low\ufffd \ufffd\ufffd"
     assert tok.subword_text(["lowz"]) == ["lo@@ w@@ <unk>"]  # as the ids say (issue 9)
+    special = BPETokenizer.train(["low lower <s> lowest", "low low <s>"], 300, byte_level=False,
+                                 special_tokens=["<s>"], min_frequency=1)
+    assert special.subword_text(["lowest <s> low"]) == ["lowest <s> low"]  # a special stays whole
 
 
 @pytest.fixture(scope="module")

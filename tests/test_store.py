@@ -61,6 +61,39 @@ def test_atomic_write_leaves_nothing_on_error(tmp_path):
             pass
 
 
+def _nameless_temps_work(folder) -> bool:
+    """Whether this filesystem makes O_TMPFILE files that can be linked in (probed here, not
+    with embedkit's own probe, so a broken probe cannot skip the test)."""
+    import os
+
+    try:
+        fd = os.open(folder, os.O_TMPFILE | os.O_RDWR, 0o600)
+    except (AttributeError, OSError):
+        return False
+    try:
+        os.link(f"/proc/self/fd/{fd}", folder / "probe", follow_symlinks=True)
+        os.unlink(folder / "probe")
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_atomic_write_has_no_temp_name_while_writing(tmp_path, monkeypatch):
+    """With O_TMPFILE the file being written has no name, so SIGKILL can leave nothing behind."""
+    import embedkit.io
+
+    if not _nameless_temps_work(tmp_path):
+        pytest.skip("no O_TMPFILE here (or linkat from /proc refused): the temp file is named "
+                    ".NAME.PID.XXXX.tmp")
+    monkeypatch.setattr(embedkit.io, "_NAMELESS", {})  # probe again, in tmp_path
+    with atomic_write(tmp_path / "out.bin") as f:
+        f.write(b"x")
+        assert list(tmp_path.iterdir()) == []
+    assert [(x.name, x.read_bytes()) for x in tmp_path.iterdir()] == [("out.bin", b"x")]
+
+
 def test_atomic_dir_appears_whole_and_keeps_other_files(tmp_path):
     d = tmp_path / "tok"
     with pytest.raises(KeyboardInterrupt):
@@ -76,6 +109,61 @@ def test_atomic_dir_appears_whole_and_keeps_other_files(tmp_path):
         (t / "m").write_text("2")
     assert {x.name: x.read_text() for x in d.iterdir()} == {"m": "2", "a": "1", "mine.txt": "user's"}
     assert len(list(tmp_path.iterdir())) == 1
+    for name in ("x", "y"):  # a subfolder merges into the one already there
+        with atomic_dir(d, "m") as t:
+            (t / "sub").mkdir()
+            (t / "sub" / name).write_text(name)
+    assert sorted(str(x.relative_to(d)) for x in d.rglob("*")) == \
+        ["a", "m", "mine.txt", "sub", "sub/x", "sub/y"]
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_full_disk_is_one_output_error_and_leaves_no_temps(tmp_path):
+    from embedkit.io import atomic_files
+
+    full = OSError(28, "No space left on device")
+    with pytest.raises(OutputError, match=r"out\.bin: cannot write: No space left on device$"):
+        with atomic_write(tmp_path / "out.bin"):
+            raise full
+    with pytest.raises(OutputError, match=r"^cannot write \S+a\.vec: No space left on device$"):
+        with atomic_files([tmp_path / "a.vec", tmp_path / "a.ekv"]):
+            raise full
+    long = tmp_path / ("b" * 250)  # its temp's name is too long: the temps made before go too
+    with pytest.raises(OutputError, match=r"b{250}: cannot write: File name too long$"):
+        with atomic_files([tmp_path / "a.vec", long]):
+            pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stale_folder_that_cannot_be_removed_does_not_stop_the_write(tmp_path, monkeypatch):
+    import os
+
+    stale = tmp_path / ".tok.999999999.ab12.tmp"  # a killed run's staging folder (PID gone)
+    stale.mkdir()
+    real = os.rmdir
+
+    def refuse(path, *args, **kw):  # as for another user's folder
+        if "999999999" in os.fspath(path):
+            raise PermissionError(13, "Permission denied")
+        return real(path, *args, **kw)
+
+    monkeypatch.setattr(os, "rmdir", refuse)
+    with atomic_dir(tmp_path / "tok", "m") as t:
+        (t / "m").write_text("1")
+    assert (tmp_path / "tok" / "m").read_text() == "1" and stale.is_dir()
+
+
+def test_temps_of_a_process_that_cannot_be_checked_are_kept(tmp_path):
+    """A stale-temp sweep removes only temps whose PID is gone; a PID it cannot ask about (too
+    large, or another user's) might be writing: its temp stays."""
+    dead = tmp_path / ".out.bin.999999999.ab12.tmp"
+    unknown = tmp_path / f".out.bin.{2 ** 70}.ab12.tmp"
+    mine = tmp_path / ".out.bin.notapid.ab12.tmp"
+    for t in (dead, unknown, mine):
+        t.write_bytes(b"half")
+    with atomic_write(tmp_path / "out.bin") as f:
+        f.write(b"x")
+    assert sorted(x.name for x in tmp_path.iterdir()) == sorted(["out.bin", unknown.name, mine.name])
 
 
 def test_header_that_is_not_a_json_object_is_corrupt(tmp_path):

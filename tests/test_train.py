@@ -94,7 +94,9 @@ def test_two_threads_train_and_learn():
     zero, and words of one topic end nearer each other than words of two topics."""
     from embedkit.wordvec import kernels as K
 
+    fds = len(os.listdir("/proc/self/fd"))
     m = fit(topic_corpus(600), small(threads=2, model="skipgram", epochs=5))
+    assert len(os.listdir("/proc/self/fd")) == fds  # each worker closed its spool descriptor
     assert np.isfinite(m.vectors).all() and m.vectors.shape == (len(m.words), 16)
     init = np.empty((len(m.words), 16), np.float32)
     K.fill_uniform(init, 1, 0, 1.0 / 16)
@@ -225,11 +227,112 @@ def test_bad_paths(tmp_path, capsys):
 
 
 def test_divergence_stops_with_a_hint_to_lower_lr():
+    import re
+
     from embedkit.errors import TrainingError
 
     lines = [" ".join(["a", "b"] * 50)] * 200
-    with pytest.raises(TrainingError, match=r"smaller --lr"):
+    with pytest.raises(TrainingError, match=r"training diverged \(NaN/inf in the vectors after "
+                                            r"(\d+)% of training\) with --lr 10; try a smaller "
+                                            r"--lr, e\.g\. 2\.5$") as e:
         fit(lines, small(lr=10.0, dim=50, epochs=20, negative=20, window=10))
+    assert 0 <= int(re.search(r"after (\d+)%", str(e.value)).group(1)) < 100
+
+
+def test_model_option_reaches_the_kernel(monkeypatch):
+    """The plan's options are what the kernel is called with (the kernel itself is checked
+    against reference gradients in test_train_kernels)."""
+    import embedkit.wordvec.trainer as trainer
+
+    calls = []
+    real = trainer.K.train_chunk
+
+    def spy(*args):
+        calls.append(args[10:14])  # skipgram, window, negative, lr
+        return real(*args)
+
+    monkeypatch.setattr(trainer.K, "train_chunk", spy)
+    for model in ("cbow", "skipgram"):
+        calls.clear()
+        fit(topic_corpus(100), small(model=model, window=4, negative=3, lr=0.02, epochs=2))
+        assert len(calls) == 2 and set(calls) == {(model == "skipgram", 4, 3, 0.02)}
+
+
+def test_a_failing_worker_stops_the_others(monkeypatch):
+    import threading
+
+    import embedkit.wordvec.trainer as trainer
+
+    calls, lock = [], threading.Lock()
+    real = trainer.K.train_chunk
+
+    def first_fails(*args):
+        with lock:
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("boom")
+        time.sleep(0.001)  # each other chunk takes a while, as a real one does
+        return real(*args)
+
+    monkeypatch.setattr(trainer.K, "train_chunk", first_fails)
+    with pytest.raises(RuntimeError, match="boom"):
+        fit(topic_corpus(100), small(threads=2, epochs=200))
+    assert len(calls) < 50  # not the 200 chunks the other worker had left
+
+
+def test_progress_shows_the_running_loss_and_the_decaying_lr(monkeypatch):
+    import functools
+    import re
+
+    import embedkit.wordvec.trainer as trainer
+    from embedkit.progress import run_workers
+
+    shown = []
+
+    class Bar:  # records what the tqdm bar would show
+        def __init__(self, *a, **kw):
+            self.n = 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, k):
+            self.n += k
+
+        def set_postfix_str(self, text, refresh=True):
+            shown.append((self.n, text))
+
+    monkeypatch.setattr(trainer, "bar", Bar)
+    monkeypatch.setattr(trainer, "run_workers", functools.partial(run_workers, every=0.0005))
+    m = fit(topic_corpus(1500), small(epochs=8, negative=5))
+    total = 8 * m.settings["train_words"]
+    losses = []
+    for done, text in shown:
+        loss, lr, _ = re.fullmatch(r"loss=(\S+) lr=(\S+) w/s/thread=(\S+)", text).groups()
+        assert float(lr) == pytest.approx(0.05 * max(1 - done / total, 1e-4), abs=1.5e-5)
+        if loss != "-":
+            losses.append(float(loss))
+    # a mean per prediction of 1 + 5 logistic losses, ln 2 each at the start (output rows are 0)
+    assert len(set(losses)) >= 2 and all(0.1 < x <= 6 * np.log(2) + 1e-6 for x in losses), losses
+
+
+def test_a_worker_that_cannot_open_the_spool_reports_it(monkeypatch):
+    import embedkit.wordvec.trainer as trainer
+
+    class NoOpen:
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        @staticmethod
+        def open(*args):
+            raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(trainer, "os", NoOpen())
+    with pytest.raises(PermissionError):
+        fit(topic_corpus(50), small(epochs=1))
 
 
 def test_ctrl_c_leaves_no_output(tmp_path):
@@ -265,6 +368,20 @@ def test_python_api_returns_vectors_with_oov_lookup():
     np.testing.assert_allclose(m["cats"], rows.astype(np.float64).mean(0), rtol=1e-5, atol=1e-7)
     assert np.abs(m["cats"]).max() > 0
     assert train(["a b c", "b c d"], dim=4, min_count=1, epochs=1).words[:2] == ["b", "c"]
+    defaults = train(topic_corpus(200), epochs=1).settings  # every other option at its default
+    assert {k: defaults[k] for k in ("model", "dim", "window", "negative", "min_count", "sample",
+                                     "lr", "threads", "seed", "subwords", "minn", "maxn",
+                                     "buckets")} == {
+        "model": "cbow", "dim": 100, "window": 5, "negative": 5, "min_count": 5, "sample": 1e-4,
+        "lr": 0.05, "threads": 1, "seed": 0, "subwords": "none", "minn": 3, "maxn": 6,
+        "buckets": 2_000_000}
+    assert train(topic_corpus(200), min_count=1).settings["epochs"] == 5
+    from embedkit.errors import InputError, UsageError
+
+    with pytest.raises(UsageError, match=r"^--dim must be between 1 and 10000, got 0$"):
+        train(["a b"], dim=0)
+    with pytest.raises(InputError, match=r"^corpus: no word occurs at least --min-count 5 times"):
+        train(["a b c", "a b"])
 
 
 def test_gzip_input_lowercase_and_max_vocab(tmp_path):
