@@ -159,7 +159,7 @@ def bench_encode(corpus: Path, tmp: Path, size: int, threads: int, repeat: int =
         lines.pop()
     mb = sum(len(line.encode()) for line in lines) / 1e6
     d = tmp / f"v{size}"
-    BPETokenizer.load(d).encode("warm up the kernels")
+    BPETokenizer.load(d).warm()
     rows = []
 
     def timed(f):
@@ -215,7 +215,7 @@ elif kind == "hf":
 else:
     from embedkit import BPETokenizer
     tok = BPETokenizer.load(vocab, pattern=pattern or None)
-    tok.encode("warm up")
+    tok.warm()
     t = time.perf_counter()
     ids = tok.encode_batch(lines, threads=int(threads))
 s = time.perf_counter() - t

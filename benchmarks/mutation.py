@@ -25,6 +25,7 @@ import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -214,15 +215,27 @@ def _run_tests(tree: Path, tests: list[str], timeout: float, show_failure: bool 
     env = _env(tree)
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
            *[str(tree / "tests" / t) for t in tests]]
+    # Its own session, killed as a whole: a mutant that makes a CLI subprocess of a test loop
+    # forever must not leave that process spinning after pytest is gone.
+    p = subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True)
     try:
-        r = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, timeout=timeout)
+        out, _ = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        out = None
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.communicate()
+    if out is None:
         return "timeout"
-    if r.returncode == 0:
+    if p.returncode == 0:
         return "survived"
     if show_failure:
-        print(r.stdout.decode(errors="replace")[-3000:], file=sys.stderr)
-    if r.returncode in (1, 2, 3):  # tests failed, interrupted (collection error), internal error
+        print(out.decode(errors="replace")[-3000:], file=sys.stderr)
+    if p.returncode in (1, 2, 3):  # tests failed, interrupted (collection error), internal error
         return "killed"
     return "error"
 

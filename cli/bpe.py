@@ -341,7 +341,8 @@ def encode(tokdir, files, ids, count, pattern, allow_special, threads, out_dir, 
     _skip_numba_blas_probe()
     tok = _load(tokdir, pattern, allow_special)
     out = sys.stdout.buffer
-    tok.encode("a")  # load the kernel once, before the workers are forked
+    if threads > 1 and any(f == "-" or os.path.getsize(f) > _BATCH_BYTES for f in files):
+        tok.warm()  # load the kernel once, before the workers are forked
     if count:
         totals = [(f, sum(fork_map(_count, _batches([f], tok.byte_level), threads, tok)))
                   for f in files]

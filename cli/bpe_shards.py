@@ -17,7 +17,7 @@ def _worker_tok(spec):
     if tok is None:
         _skip_numba_blas_probe()
         tok = _load(*spec)
-        tok.encode("a")  # load the kernel (before any fork)
+        tok.warm()  # load the kernel (before any fork)
         _WORKER_TOKENIZERS[spec] = tok
     return tok
 

@@ -229,6 +229,16 @@ class BPETokenizer:
 
     # ---- encoding -----------------------------------------------------------------------------
 
+    def warm(self) -> None:
+        """Load the merge kernel now — before forking workers (on a fresh install they would
+        all compile it at once) or timing; until then a few words are merged in Python."""
+        from .kernels import encode_words
+
+        self.encode("a")
+        if self._sp is None:
+            sym, wstart = self._initial_symbols(["a"])
+            encode_words(sym, wstart, *self._merge_table())
+
     def encode(self, text: str) -> list[int]:
         return self.encode_batch([text])[0]
 
@@ -245,6 +255,7 @@ class BPETokenizer:
         if self._mode == "word" or (self._joined_words([]) is None and threads == 1):
             return self._text_by_text(lines)
         if threads > 1 and len(lines) >= 4 * threads:
+            self.warm()  # once here, not in every forked worker
             step = -(-len(lines) // (4 * threads))
             chunks = (lines[i:i + step] for i in range(0, len(lines), step))
             parts = fork_map(_encode_chunk, chunks, threads, self)
