@@ -88,7 +88,8 @@ def _done(manifest, head) -> dict:
         raise InputError(manifest, "not an embedkit manifest (delete it to start again)")
     if {k: m.get(k) for k in head} != head:
         return {}
-    return {e.get("shard"): e for e in m["shards"] if isinstance(e, dict)}
+    return {e["shard"]: e for e in m["shards"]
+            if isinstance(e, dict) and isinstance(e.get("shard"), str)}
 
 
 def check(files, out_dir, suffix) -> tuple[list[str], list[str]]:

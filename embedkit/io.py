@@ -115,23 +115,28 @@ def _link_temp(fd: int, parent: Path, name: str) -> str:
 
 def _remove_stale_temps(parent: Path, name: str) -> None:
     """Remove ``.NAME.PID.*.tmp`` temps of ``name`` left by a killed process (PID not alive)."""
-    prefix = f".{name}."
     try:
-        entries = [e for e in os.scandir(parent) if e.name.startswith(prefix)
-                   and e.name.endswith(".tmp") and (e.is_file(follow_symlinks=False)
-                                                    or e.is_dir(follow_symlinks=False))]
+        entries = [e for e in os.scandir(parent) if _is_dead_temp(e.name, name)
+                   and (e.is_file(follow_symlinks=False) or e.is_dir(follow_symlinks=False))]
     except OSError:
         return
     for e in entries:
-        parts = e.name[len(prefix):].split(".")  # [PID, random, "tmp"]: no other writer's temps
-        if len(parts) != 3 or not parts[0].isdigit() or int(parts[0]) == os.getpid() \
-                or _alive(int(parts[0])):
-            continue
         if e.is_dir(follow_symlinks=False):
             shutil.rmtree(e.path, ignore_errors=True)  # a staging folder: only what we wrote
         else:
             with contextlib.suppress(OSError):
                 os.unlink(e.path)
+
+
+def _is_dead_temp(entry: str, name: str | None) -> bool:
+    """Whether ``entry`` is ``.NAME.PID.RANDOM.tmp`` (NAME = ``name`` unless None) of a process
+    that is gone; no other writer's temps, and never this process's own."""
+    if not (entry.startswith(f".{name}." if name is not None else ".") and entry.endswith(".tmp")):
+        return False
+    parts = entry[len(name) + 2:].split(".") if name is not None else \
+        entry[1:].rsplit(".", 3)[1:]  # [PID, RANDOM, "tmp"]
+    return len(parts) == 3 and parts[0].isdigit() and int(parts[0]) != os.getpid() \
+        and not _alive(int(parts[0]))
 
 
 def _alive(pid: int) -> bool:
@@ -194,7 +199,8 @@ def check_dir(path: str | os.PathLike, marker: str) -> None:
         raise OutputError(f"{path}: exists and is not a folder")
     if path.is_dir() and not (path / marker).is_file():
         try:
-            foreign = sorted(e.name for e in os.scandir(path))
+            # a killed run's temps are not the user's files (each goes when its file is written)
+            foreign = sorted(e.name for e in os.scandir(path) if not _is_dead_temp(e.name, None))
         except OSError as e:
             raise OutputError(f"{path}: cannot read the folder: {e.strerror}") from None
         if foreign:

@@ -487,6 +487,77 @@ def test_tokenizer_counts_and_classifier_mutations(kind, tokenizer_files, tmp_pa
     run()
 
 
+@pytest.fixture(scope="module")
+def bag_seed(tmp_path_factory):
+    """A vectors model with ``--bpe-bag all`` subwords: its meta holds the kept n-gram rows."""
+    import embedkit
+    from embedkit import BPETokenizer
+
+    d = tmp_path_factory.mktemp("bag")
+    lines = TOKENIZER_TEXT * 20
+    BPETokenizer.train(lines, 290).save(d / "tok")
+    v = embedkit.train(lines, dim=4, epochs=1, min_count=1, subwords="bpe", tokenizer=d / "tok",
+                       bpe_bag="all", threads=1)
+    v.save_native(d / "m0.ekv")
+    meta, arrays = read_store(d / "m0.ekv", mmap=False)
+    write_store(d / "m.ekv", "vectors", dict(meta, **_slack()), arrays)
+    return d / "m.ekv"
+
+
+@st.composite
+def bag_mutation(draw, data: bytes) -> bytes:
+    """``store_mutation``, or the kept-rows list lying (reordered, cut, out of range, junk)."""
+    if draw(st.booleans()):
+        return draw(store_mutation(data))
+    header, _ = _json_header(data)
+    sub = header["meta"]["subwords"]
+    rows = sub["rows"]
+    sub["rows"] = draw(st.sampled_from(
+        [rows[::-1], rows[:-1], rows + [rows[-1] + 1], rows[:1] * len(rows), [-1] + rows[1:],
+         rows[:-1] + [1 << 40], [1.5] + rows[1:], ["x"], {}, None, 3, []]))
+    return _with_header(data, header)
+
+
+def test_bpe_bag_vectors_mutations(bag_seed, tmp_path_factory):
+    data = bag_seed.read_bytes()
+    where = tmp_path_factory.mktemp("bagm") / "m.ekv"
+    _use_vectors(bag_seed)
+
+    @settings(max_examples=120, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def run(data_):
+        where.write_bytes(data_.draw(bag_mutation(data)))
+        _outcome("native .ekv with BPE bags", where, _use_vectors)
+
+    run()
+
+
+def _use_manifest(path):
+    from embedkit.cli import shards
+
+    done = shards._done(path, {"format": "embedkit-encoded-shards", "version": 1})
+    assert all(isinstance(k, str) and isinstance(e, dict) for k, e in done.items())
+
+
+def test_out_dir_manifest_mutations(tmp_path):
+    """``--out-dir``'s manifest.json, as a re-run reads it: entries or one clean error."""
+    seed = json.dumps({"format": "embedkit-encoded-shards", "version": 1, "shards": [
+        {"shard": "a.txt", "output": "a.txt.ids", "lines": 2, "tokens": 5, "sha256": "00" * 32,
+         "size": 10, "mtime_ns": 1}]}, indent=1).encode()
+    where = tmp_path / "manifest.json"
+
+    @FUZZ
+    @given(st.one_of(byte_mutation(seed), st.sampled_from([
+        b'{"shards": [{"shard": ["a"]}]}', b'{"shards": [{"shard": {}}, 3, null]}', b"[]",
+        b'{"shards": {}}', b'{"format": "embedkit-encoded-shards", "version": 1}'])))
+    def run(data):
+        where.write_bytes(data)
+        _outcome("out-dir manifest.json", where, _use_manifest)
+
+    run()
+
+
 def test_every_reader_was_fuzzed_and_never_crashed():
     """Runs last in this module: the tally the README reports (run the module to see it)."""
     if len(FUZZ_COUNTS) < 10:

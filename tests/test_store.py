@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -174,3 +176,25 @@ def test_header_that_is_not_a_json_object_is_corrupt(tmp_path):
     (tmp_path / "x.ekv").write_bytes(struct.pack("<8sIIQ", b"EMBEDKIT", 1, 0, len(head)) + head)
     with pytest.raises(InputError, match="corrupt embedkit file header"):
         read_store(tmp_path / "x.ekv")
+
+
+def test_check_dir_counts_a_killed_runs_temps_as_ours_not_the_users(tmp_path):
+    """A run killed mid-write leaves ``.NAME.PID.X.tmp`` (where O_TMPFILE is refused): the next
+    run may write into that folder; a live process's temp or any other file still refuses it."""
+    import subprocess
+    import sys
+
+    from embedkit.errors import OutputError
+    from embedkit.io import check_dir
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / f".a.txt.ids.{dead}.k2x_9abc.tmp").write_bytes(b"partial")
+    check_dir(out, "manifest.json")  # no error
+    for name in (f".a.txt.ids.{os.getpid()}.k2x_9abc.tmp", "notes.txt", f".x.{dead}.tmp"):
+        (out / name).write_bytes(b"x")
+        with pytest.raises(OutputError, match="folder is not empty and was not written by"):
+            check_dir(out, "manifest.json")
+        (out / name).unlink()

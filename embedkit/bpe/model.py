@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +24,7 @@ from .pretokenize import (GPT2_JOINED_PATTERN, GPT2_PATTERN, LINE_SEP, bytes_to_
 from .trainer import EOW, UNK, word_bytes
 
 _CACHE_LIMIT = 1 << 20
-_PY_WORDS = 64  # new words merged in Python while the merge kernel is not loaded (_merge_py)
-_NO_RANK = 1 << 62
+_PY_WORDS = 64  # new words merged in Python until the kernel's merge table exists (_merge_py)
 
 
 class BPETokenizer:
@@ -48,7 +46,7 @@ class BPETokenizer:
         elif specials and self._settings["mode"] != "word":
             self._split_specials = _special_regex(specials, self._settings.get("token_flags") or {})
         self._mode = self._settings["mode"]
-        self._whole = None  # ignore_merges: ids of the tokens a word may not be as a whole
+        self._not_whole_ids = None  # ignore_merges: ids a word may not be as a whole
         self._sp = None
         if self._mode == "sentencepiece":
             from .formats.sentencepiece import Runtime
@@ -231,13 +229,15 @@ class BPETokenizer:
 
     def warm(self) -> None:
         """Load the merge kernel now — before forking workers (on a fresh install they would
-        all compile it at once) or timing; until then a few words are merged in Python."""
+        all compile it at once) or timing; until its table exists a few words are merged in
+        Python."""
+        if self._sp is not None:
+            self.encode("a")  # sentencepiece: its own runtime
+            return
         from .kernels import encode_words
 
-        self.encode("a")
-        if self._sp is None:
-            sym, wstart = self._initial_symbols(["a"])
-            encode_words(sym, wstart, *self._merge_table())
+        sym, wstart = self._initial_symbols(["a"])
+        encode_words(sym, wstart, *self._merge_table())
 
     def encode(self, text: str) -> list[int]:
         return self.encode_batch([text])[0]
@@ -423,7 +423,7 @@ class BPETokenizer:
         todo = list(todo)
         sym, wstart = self._initial_symbols(todo)
         if self.byte_level and self._sp is None and len(todo) <= _PY_WORDS and \
-                "embedkit.bpe.kernels" not in sys.modules:
+                self._table is None:
             ids, ostart = self._merge_py(sym.tolist(), wstart.tolist())
         else:
             from .kernels import encode_words
@@ -454,12 +454,12 @@ class BPETokenizer:
 
     def _not_whole(self) -> set[int]:
         """Ids a word may not be as a whole (``ignore_merges``): specials and placeholders."""
-        if self._whole is None:
+        if self._not_whole_ids is None:
             skip = {self._ids[t] for t in self._settings["special_tokens"]}
             for key in ("reserved_ids", "control_ids", "byte_ids"):
                 skip.update(self._settings.get(key) or [])
-            self._whole = skip
-        return self._whole
+            self._not_whole_ids = skip
+        return self._not_whole_ids
 
     def _initial_symbols(self, words: list[str]):
         """Words → flat int32 symbol ids + int64 word starts. Byte-level: bytes missing from a
@@ -505,24 +505,13 @@ class BPETokenizer:
         return self._ext_r[i]
 
     def _merge_py(self, sym: list[int], wstart: list[int]) -> tuple[list[int], list[int]]:
-        """``kernels.encode_words`` in plain Python (lowest rank first, leftmost first): for a
-        few words — one line from the shell — this beats importing Numba and loading the kernel
-        (most of a one-line ``bpe encode``), and the tests hold the two to the same ids."""
+        """The merge kernel's result in plain Python (``merge_py``): for a few words."""
+        from . import merge_py
+
         if self._py_ranks is None:
-            self._py_ranks = {pair: r for r, pair in enumerate(map(tuple, self._merges))}
-        ranks, merges, tokens, index = self._py_ranks, self._merges, self._tokens, self._ids
-        ids, ostart = [], [0]
-        for a, b in zip(wstart, wstart[1:]):
-            word = sym[a:b]
-            while len(word) > 1:
-                r, i = min((ranks.get(p, _NO_RANK), i) for i, p in enumerate(zip(word, word[1:])))
-                if r == _NO_RANK:
-                    break
-                left, right = merges[r]
-                word[i:i + 2] = [index[tokens[left] + tokens[right]]]
-            ids.extend(word)
-            ostart.append(len(ids))
-        return ids, ostart
+            self._py_ranks = merge_py.pair_ranks(self._merges)
+        return merge_py.merge_words(sym, wstart, self._py_ranks, self._merges, self._tokens,
+                                    self._ids)
 
     def _merge_table(self):
         if self._table is None:

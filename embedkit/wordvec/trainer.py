@@ -23,8 +23,8 @@ from ..progress import bar, figure, run_workers
 from ..subwords import EOS
 from . import kernels as K
 from .args import TrainOptions, check_memory
-from .vocab import (Vocab, build_vocab, keep_thresholds, negative_table, spool_corpus,
-                    spool_known)
+from .vocab import (Vocab, build_vocab, keep_thresholds, known_vocab, negative_table,
+                    spool_corpus)
 
 
 @dataclass
@@ -136,13 +136,12 @@ def fit(corpus: Iterable, opts: TrainOptions, quiet: bool = True, counts=None) -
         known = None if counts is None else build_vocab(counts, opts.min_count, opts.max_vocab,
                                                         where)
         with bar(_input_size(corpus), desc="reading", unit="B", quiet=quiet) as b:
-            if known is None:
-                sp = spool_corpus(corpus, Path(tmp), opts.lowercase, bar=b)
-            else:
-                sp, vocab = spool_known(list(corpus), Path(tmp), known, opts.lowercase, bar=b)
-                sp.tokens = counts.tokens
+            sp = spool_corpus(corpus, Path(tmp), opts.lowercase, bar=b,
+                              words=None if known is None else known.words)
         if known is None:
             vocab = build_vocab(sp, opts.min_count, opts.max_vocab, where)
+        else:
+            vocab, sp.tokens = known_vocab(known), counts.tokens
         nw = len(vocab.words)
         ptr, sub, nsub = subword_table(scheme, vocab.words)
         check_memory(nw + nsub, opts.dim, nw)

@@ -144,8 +144,12 @@ def _open_spool(folder: Path) -> tuple[SpooledCorpus, object]:
     return out, f
 
 
-def spool_corpus(corpus: Iterable, folder: Path, lowercase: bool = False, bar=None) -> SpooledCorpus:
+def spool_corpus(corpus: Iterable, folder: Path, lowercase: bool = False, bar=None,
+                 words: list[str] | None = None) -> SpooledCorpus:
     """Stream ``corpus`` (paths, ``-`` for stdin, or an iterable of str lines) into a temp file.
+
+    ``words``: a vocabulary counted elsewhere (``train --scheduler``); then only its words get
+    ids (see ``_KnownSpooler``; train with ``known_vocab``) and nothing is counted here.
 
     The file has no name from the start (``tempfile.TemporaryFile``: ``O_TMPFILE``, or unlinked
     as soon as it is open), so a run killed by SIGKILL or the OOM killer leaves no spool of 4
@@ -154,7 +158,8 @@ def spool_corpus(corpus: Iterable, folder: Path, lowercase: bool = False, bar=No
     """
     out, f = _open_spool(folder)
     try:
-        sp = _Spooler(out, f, lowercase)
+        sp = _Spooler(out, f, lowercase) if words is None else \
+            _KnownSpooler(out, f, lowercase, words)
         paths = _as_paths(corpus)
         if paths is not None:
             for path in paths:
@@ -206,23 +211,11 @@ class _KnownSpooler(_Spooler):
         self._write(ids, np.flatnonzero(ids < 0) + 1)
 
 
-def spool_known(paths: list, folder: Path, vocab: Vocab, lowercase: bool = False,
-                bar=None) -> tuple[SpooledCorpus, Vocab]:
-    """Spool ``paths`` as ids of ``vocab`` (built from counts made elsewhere); returns the spool
-    and the vocabulary with the remap those ids need (identity; the shared OOV id → -1)."""
-    out, f = _open_spool(folder)
-    try:
-        sp = _KnownSpooler(out, f, lowercase, vocab.words)
-        for path in paths:
-            _spool_file(sp, path, bar)
-        sp.finish()
-        f.flush()
-    except BaseException:
-        f.close()
-        raise
-    nw = len(vocab.words)
-    remap = np.append(np.arange(nw, dtype=np.int32), np.int32(-1))
-    return out, Vocab(vocab.words, vocab.counts, remap, vocab.train_words)
+def known_vocab(vocab: Vocab) -> Vocab:
+    """``vocab`` with the remap a ``words=vocab.words`` spool needs: ids are vocabulary ids
+    already, and the one shared out-of-vocabulary id maps to -1."""
+    remap = np.append(np.arange(len(vocab.words), dtype=np.int32), np.int32(-1))
+    return Vocab(vocab.words, vocab.counts, remap, vocab.train_words)
 
 
 def _as_paths(corpus) -> list | None:
