@@ -35,12 +35,11 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None
     path = Path(path)
     parent = _prepare_parent(path)
     _remove_stale_temps(parent, path.name)
-    try:
-        fd, tmp = _temp_file(parent, path.name)
-    except OSError as e:
-        raise OutputError(f"{path}: cannot write: {e.strerror}") from None
+    tmp = None
     ok = False
     try:
+        with signals_held():  # a Ctrl-C between making a named temp and knowing it would leak it
+            fd, tmp = _temp_file(parent, path.name)
         if "b" in mode:
             f = os.fdopen(fd, mode)
         else:
@@ -49,7 +48,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None
             yield f
             f.flush()
             if tmp is None:
-                tmp = _link_temp(f.fileno(), parent, path.name)
+                with signals_held():
+                    tmp = _link_temp(f.fileno(), parent, path.name)
             else:
                 os.fchmod(f.fileno(), 0o666 & ~_umask())
         os.replace(tmp, path)
@@ -72,6 +72,11 @@ def _temp_file(parent: Path, name: str) -> tuple[int, str | None]:
             return os.open(parent, os.O_TMPFILE | os.O_RDWR, 0o666), None
         except OSError:
             pass
+    return _named_temp(parent, name)
+
+
+def _named_temp(parent: Path, name: str) -> tuple[int, str]:
+    """``.NAME.PID.RANDOM.tmp`` beside the output, the form ``_remove_stale_temps`` knows."""
     return tempfile.mkstemp(prefix=f".{name}.{os.getpid()}.", suffix=".tmp", dir=parent)
 
 
@@ -168,11 +173,13 @@ def atomic_dir(path: str | os.PathLike, marker: str) -> Iterator[Path]:
     where = path if exists else (path.parent if str(path.parent) else Path("."))
     name = path.name or "embedkit"
     _remove_stale_temps(where, name)
+    tmp = None
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}.", suffix=".tmp", dir=where))
-    except OSError as e:
-        raise OutputError(f"{path}: cannot write: {e.strerror}") from None
-    try:
+        try:
+            with signals_held():
+                tmp = Path(tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}.", suffix=".tmp", dir=where))
+        except OSError as e:
+            raise OutputError(f"{path}: cannot write: {e.strerror}") from None
         yield tmp
         with signals_held():
             if not exists:
@@ -184,7 +191,7 @@ def atomic_dir(path: str | os.PathLike, marker: str) -> Iterator[Path]:
     except OSError as e:
         raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)  # the staging folder holds only what we wrote
 
 
@@ -258,21 +265,19 @@ def atomic_files(paths: list[str | os.PathLike]) -> Iterator[list[Path]]:
     for each, beside it; on success all are renamed into place together (Ctrl-C held off), on
     failure all temps are removed and the previous files stay as they were."""
     finals = [Path(p) for p in paths]
-    temps = []
-    try:
-        for p in finals:
-            parent = _prepare_parent(p)
-            _remove_stale_temps(parent, p.name)
-            fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.{os.getpid()}.", suffix=".tmp", dir=parent)
-            os.close(fd)
-            temps.append(Path(tmp))
-    except OSError as e:
-        for t in temps:
-            with contextlib.suppress(OSError):
-                os.unlink(t)
-        raise OutputError(f"{finals[len(temps)]}: cannot write: {e.strerror}") from None
+    temps: list[Path] = []
     ok = False
     try:
+        try:
+            for p in finals:
+                parent = _prepare_parent(p)
+                _remove_stale_temps(parent, p.name)
+                with signals_held():  # each temp is on the list before a Ctrl-C can land
+                    fd, tmp = _named_temp(parent, p.name)
+                    temps.append(Path(tmp))
+                os.close(fd)
+        except OSError as e:
+            raise OutputError(f"{finals[len(temps)]}: cannot write: {e.strerror}") from None
         yield temps
         with signals_held():
             for t, p in zip(temps, finals):

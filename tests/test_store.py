@@ -198,3 +198,35 @@ def test_check_dir_counts_a_killed_runs_temps_as_ours_not_the_users(tmp_path):
         with pytest.raises(OutputError, match="folder is not empty and was not written by"):
             check_dir(out, "manifest.json")
         (out / name).unlink()
+
+
+@pytest.mark.parametrize("where", ["file", "files", "dir"])
+def test_ctrl_c_just_after_the_temp_is_made_leaves_no_temp(tmp_path, monkeypatch, where):
+    """Ctrl-C landing between creating a temp and the writer knowing its name (CI hit it in a
+    checkpoint write) is held until the name is known, so the temp is removed."""
+    import signal
+    import tempfile
+
+    from embedkit import io
+
+    make = tempfile.mkdtemp if where == "dir" else tempfile.mkstemp
+
+    def made_then_interrupted(*a, **k):
+        out = make(*a, **k)
+        signal.raise_signal(signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(io, "_nameless_works", lambda parent: False)
+    monkeypatch.setattr(io.tempfile, "mkdtemp" if where == "dir" else "mkstemp", made_then_interrupted)
+    (tmp_path / "keep.txt").write_text("mine")
+    with pytest.raises(KeyboardInterrupt):
+        if where == "file":
+            with atomic_write(tmp_path / "out.bin") as f:
+                f.write(b"x")
+        elif where == "files":
+            with io.atomic_files([tmp_path / "a.vec", tmp_path / "a.ekv"]):
+                pass
+        else:
+            with atomic_dir(tmp_path / "tok", "embedkit.json") as d:
+                (d / "embedkit.json").write_text("{}")
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["keep.txt"]
