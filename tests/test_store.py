@@ -96,6 +96,83 @@ def test_atomic_write_has_no_temp_name_while_writing(tmp_path, monkeypatch):
     assert [(x.name, x.read_bytes()) for x in tmp_path.iterdir()] == [("out.bin", b"x")]
 
 
+def _link_by_copy(real_link):
+    """``os.link`` for a sandbox that refuses linkat from /proc (EXDEV): ``/proc/self/fd/N`` is
+    linked by copying that file's bytes and mode into a new name, as linkat would give them."""
+    import os
+
+    def link(src, dst, *args, **kw):
+        if not str(src).startswith("/proc/self/fd/"):
+            return real_link(src, dst, *args, **kw)
+        fd = int(str(src).rsplit("/", 1)[1])
+        st = os.fstat(fd)
+        out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, st.st_mode & 0o777)
+        try:
+            os.write(out, os.pread(fd, st.st_size, 0))
+        finally:
+            os.close(out)
+    return link
+
+
+def test_the_nameless_temp_path_where_linkat_is_emulated(tmp_path, monkeypatch):
+    """The ``O_TMPFILE`` path run even where linkat from /proc is refused: nothing has a name
+    while writing, the result appears whole with the umask's mode, an error leaves nothing, and
+    the probe's own file is gone."""
+    import os
+
+    import embedkit.io
+
+    try:
+        os.close(os.open(tmp_path, os.O_TMPFILE | os.O_RDWR, 0o600))
+    except (AttributeError, OSError):
+        pytest.skip("no O_TMPFILE on this filesystem")
+    monkeypatch.setattr(embedkit.io.os, "link", _link_by_copy(os.link))
+    monkeypatch.setattr(embedkit.io, "_NAMELESS", {})
+    old = os.umask(0o027)
+    try:
+        with atomic_write(tmp_path / "out.bin") as f:
+            f.write(b"abc")
+            assert list(tmp_path.iterdir()) == []
+            assert embedkit.io._NAMELESS == {os.stat(tmp_path).st_dev: True}
+    finally:
+        os.umask(old)
+    assert [(x.name, x.read_bytes()) for x in tmp_path.iterdir()] == [("out.bin", b"abc")]
+    assert (tmp_path / "out.bin").stat().st_mode & 0o777 == 0o640
+    with pytest.raises(RuntimeError):
+        with atomic_write(tmp_path / "out.bin", "w") as f:
+            f.write("half")
+            raise RuntimeError("boom")
+    assert [(x.name, x.read_bytes()) for x in tmp_path.iterdir()] == [("out.bin", b"abc")]
+    with atomic_write(tmp_path / "out.bin", "w") as f:
+        f.write("new\n")
+    assert [(x.name, x.read_bytes()) for x in tmp_path.iterdir()] == [("out.bin", b"new\n")]
+
+
+def test_a_filesystem_whose_linkat_fails_falls_back_to_named_temps(tmp_path, monkeypatch):
+    """The probe sees linkat fail once, remembers it for the device, and every write after it
+    uses a named temp that is renamed in (no second probe, no file left by the probe)."""
+    import os
+
+    import embedkit.io
+
+    calls = []
+
+    def refused(src, dst, *args, **kw):
+        calls.append(str(src))
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(embedkit.io.os, "link", refused)
+    monkeypatch.setattr(embedkit.io, "_NAMELESS", {})
+    for text in ("a", "b"):
+        with atomic_write(tmp_path / "out.txt", "w") as f:
+            f.write(text)
+            names = [x.name for x in tmp_path.iterdir() if x.name != "out.txt"]
+            assert len(names) == 1 and names[0].startswith(f".out.txt.{os.getpid()}.")
+    assert embedkit.io._NAMELESS == {os.stat(tmp_path).st_dev: False}
+    assert len(calls) <= 1 and (tmp_path / "out.txt").read_text() == "b"
+    assert [x.name for x in tmp_path.iterdir()] == ["out.txt"]
+
+
 def test_atomic_dir_appears_whole_and_keeps_other_files(tmp_path):
     d = tmp_path / "tok"
     with pytest.raises(KeyboardInterrupt):
