@@ -296,6 +296,18 @@ def test_ctrl_c_just_after_the_temp_is_made_leaves_no_temp(tmp_path, monkeypatch
     monkeypatch.setattr(io, "_nameless_works", lambda parent: False)
     monkeypatch.setattr(io.tempfile, "mkdtemp" if where == "dir" else "mkstemp", made_then_interrupted)
     (tmp_path / "keep.txt").write_text("mine")
+    # a background job starts with SIGINT ignored; a user's shell gives Python's default handler
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _interrupted_write(tmp_path, where)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def _interrupted_write(tmp_path, where):
+    from embedkit import io
+
     with pytest.raises(KeyboardInterrupt):
         if where == "file":
             with atomic_write(tmp_path / "out.bin") as f:
@@ -306,4 +318,3 @@ def test_ctrl_c_just_after_the_temp_is_made_leaves_no_temp(tmp_path, monkeypatch
         else:
             with atomic_dir(tmp_path / "tok", "embedkit.json") as d:
                 (d / "embedkit.json").write_text("{}")
-    assert sorted(x.name for x in tmp_path.iterdir()) == ["keep.txt"]
