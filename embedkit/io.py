@@ -139,7 +139,7 @@ def _is_dead_temp(entry: str, name: str | None) -> bool:
     if not (entry.startswith(f".{name}." if name is not None else ".") and entry.endswith(".tmp")):
         return False
     parts = entry[len(name) + 2:].split(".") if name is not None else \
-        entry[1:].rsplit(".", 3)[1:]  # [PID, RANDOM, "tmp"]
+        entry.rsplit(".", 3)[1:]  # [PID, RANDOM, "tmp"]
     return len(parts) == 3 and parts[0].isdigit() and int(parts[0]) != os.getpid() \
         and not _alive(int(parts[0]))
 
@@ -225,8 +225,6 @@ def _merge(src: Path, dst: Path) -> None:
         elif target.is_dir() and not target.is_symlink():
             raise OutputError(f"{target}: is a folder, cannot replace it with a file")
         else:
-            if entry.is_dir(follow_symlinks=False):
-                os.chmod(entry.path, 0o777 & ~_umask())
             os.replace(entry.path, target)
 
 

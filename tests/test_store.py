@@ -104,6 +104,8 @@ def _link_by_copy(real_link):
     def link(src, dst, *args, **kw):
         if not str(src).startswith("/proc/self/fd/"):
             return real_link(src, dst, *args, **kw)
+        if not kw.get("follow_symlinks", False):  # linkat would link /proc's symlink itself
+            raise OSError(18, "Invalid cross-device link")
         fd = int(str(src).rsplit("/", 1)[1])
         st = os.fstat(fd)
         out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, st.st_mode & 0o777)
@@ -128,7 +130,7 @@ def test_the_nameless_temp_path_where_linkat_is_emulated(tmp_path, monkeypatch):
         pytest.skip("no O_TMPFILE on this filesystem")
     monkeypatch.setattr(embedkit.io.os, "link", _link_by_copy(os.link))
     monkeypatch.setattr(embedkit.io, "_NAMELESS", {})
-    old = os.umask(0o027)
+    old = os.umask(0o022)
     try:
         with atomic_write(tmp_path / "out.bin") as f:
             f.write(b"abc")
@@ -137,7 +139,7 @@ def test_the_nameless_temp_path_where_linkat_is_emulated(tmp_path, monkeypatch):
     finally:
         os.umask(old)
     assert [(x.name, x.read_bytes()) for x in tmp_path.iterdir()] == [("out.bin", b"abc")]
-    assert (tmp_path / "out.bin").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "out.bin").stat().st_mode & 0o777 == 0o644
     with pytest.raises(RuntimeError):
         with atomic_write(tmp_path / "out.bin", "w") as f:
             f.write("half")
@@ -318,3 +320,172 @@ def _interrupted_write(tmp_path, where):
         else:
             with atomic_dir(tmp_path / "tok", "embedkit.json") as d:
                 (d / "embedkit.json").write_text("{}")
+
+
+def test_a_named_temp_gets_the_umask_mode_and_the_umask_is_left_alone(tmp_path, monkeypatch):
+    """Where temps are named (mkstemp makes them 0600) the file still ends with the mode any
+    other new file gets, and reading the umask does not change it for the rest of the process."""
+    import os
+
+    import embedkit.io
+
+    monkeypatch.setattr(embedkit.io, "_nameless_works", lambda parent: False)
+    old = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "out.txt", "w") as f:
+            f.write("x")
+        assert os.umask(0o022) == 0o022
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_what_killed_runs_left_is_swept_by_the_next_write(tmp_path, monkeypatch):
+    """A dead PID's temp file, its probe file and its staging folders (beside a new folder and
+    inside an existing one) are removed by the next write of the same name; nothing else is."""
+    import embedkit.io
+
+    dead = 999999999  # above any pid_max: no such process
+    probe = tmp_path / f".embedkit-probe.{dead}.ab12.tmp"
+    beside = tmp_path / f".tok.{dead}.ab12.tmp"
+    other = tmp_path / f".vec.{dead}.ab12.tmp"
+    probe.write_bytes(b"")
+    beside.mkdir()
+    (beside / "embedkit.json").write_text("half")
+    other.mkdir()
+    monkeypatch.setattr(embedkit.io, "_NAMELESS", {})
+    with atomic_write(tmp_path / "out.bin") as f:
+        f.write(b"x")
+    assert not probe.exists() and beside.is_dir()
+    with atomic_dir(tmp_path / "tok", "embedkit.json") as d:
+        (d / "embedkit.json").write_text("{}")
+    assert not beside.exists() and other.is_dir()
+    inside = tmp_path / "tok" / f".tok.{dead}.cd34.tmp"
+    inside.mkdir()
+    (inside / "merges.txt").write_text("half")
+    with atomic_dir(tmp_path / "tok", "embedkit.json") as d:
+        (d / "embedkit.json").write_text("{}")
+    assert sorted(x.name for x in (tmp_path / "tok").iterdir()) == ["embedkit.json"]
+
+
+def test_atomic_dir_itself_refuses_a_folder_of_other_files(tmp_path):
+    """Not only the CLI's early check: the writer refuses a foreign folder and touches nothing."""
+    (tmp_path / "u").mkdir()
+    (tmp_path / "u" / "mine.txt").write_text("user's")
+    with pytest.raises(OutputError, match="u"):
+        with atomic_dir(tmp_path / "u", "embedkit.json") as d:
+            (d / "embedkit.json").write_text("{}")
+    assert [(x.name, x.read_text()) for x in (tmp_path / "u").iterdir()] == [("mine.txt", "user's")]
+
+
+def test_the_staging_folder_is_named_after_the_output(tmp_path):
+    """``.NAME.PID.XXXX.tmp``: the name the stale-temp sweep and ``check_dir`` look for."""
+    import os
+
+    with atomic_dir(tmp_path / "tok", "embedkit.json") as d:
+        assert d.parent == tmp_path and d.name.startswith(f".tok.{os.getpid()}.")
+        (d / "embedkit.json").write_text("{}")
+
+
+def test_a_staging_folder_that_cannot_be_made_is_one_output_error(tmp_path, monkeypatch):
+    import embedkit.io
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(embedkit.io.tempfile, "mkdtemp", full)
+    with pytest.raises(OutputError, match=r"tok: cannot write: No space left on device$"):
+        with atomic_dir(tmp_path / "tok", "embedkit.json"):
+            pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_probing_a_filesystem_leaves_no_open_descriptor(tmp_path, monkeypatch):
+    import os
+
+    import embedkit.io
+
+    monkeypatch.setattr(embedkit.io, "_NAMELESS", {})
+    before = len(os.listdir("/proc/self/fd"))
+    embedkit.io._nameless_works(tmp_path)
+    assert len(os.listdir("/proc/self/fd")) == before and list(tmp_path.iterdir()) == []
+
+
+def test_folders_get_the_umask_mode_and_merged_files_keep_theirs(tmp_path):
+    """mkdtemp makes 0700 folders: a new output folder and a new subfolder merged into an
+    existing one get the mode any new folder gets; merged files keep the mode they were made
+    with; a file cannot replace a folder."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        with atomic_dir(tmp_path / "tok", "m") as d:
+            (d / "m").write_text("1")
+        assert (tmp_path / "tok").stat().st_mode & 0o777 == 0o755
+        with atomic_dir(tmp_path / "tok", "m") as d:
+            (d / "sub").mkdir()
+            (d / "sub" / "x").write_text("x")
+            (d / "m").write_text("2")
+        assert (tmp_path / "tok" / "sub").stat().st_mode & 0o777 == 0o755
+        assert (tmp_path / "tok" / "m").stat().st_mode & 0o777 == 0o644
+        with pytest.raises(OutputError, match=r"sub: is a folder, cannot replace it with a file$"):
+            with atomic_dir(tmp_path / "tok", "m") as d:
+                (d / "sub").write_text("a file")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "tok" / "sub" / "x").read_text() == "x"
+
+
+def test_a_live_processs_temps_are_kept_and_it_is_not_signalled(tmp_path):
+    """The sweep asks whether a PID is alive with signal 0: a live process's temp stays and
+    the process is untouched."""
+    import subprocess
+    import sys
+
+    # SIGHUP as the user's shell gives it (nohup'd runners start with it ignored)
+    child = subprocess.Popen([sys.executable, "-c", "import signal, time; "
+                              "signal.signal(signal.SIGHUP, signal.SIG_DFL); print(flush=True); "
+                              "time.sleep(60)"], stdout=subprocess.PIPE)
+    try:
+        child.stdout.readline()
+        live = tmp_path / f".out.bin.{child.pid}.ab12.tmp"
+        live.write_bytes(b"half")
+        with atomic_write(tmp_path / "out.bin") as f:
+            f.write(b"x")
+        assert live.exists()
+        with pytest.raises(subprocess.TimeoutExpired):  # a signal would have ended it by now
+            child.wait(timeout=0.5)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_atomic_files_sweeps_dead_temps_and_closes_its_descriptors(tmp_path):
+    import os
+
+    from embedkit.io import atomic_files
+
+    dead = tmp_path / ".a.vec.999999999.ab12.tmp"
+    dead.write_bytes(b"half")
+    link = tmp_path / ".a.ekv.999999999.cd34.tmp"  # not a temp we made: a symlink is kept
+    (tmp_path / "target").write_text("t")
+    link.symlink_to(tmp_path / "target")
+    before = len(os.listdir("/proc/self/fd"))
+    with atomic_files([tmp_path / "a.vec", tmp_path / "a.ekv"]) as (v, e):
+        v.write_text("v")
+        e.write_text("e")
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert sorted(x.name for x in tmp_path.iterdir()) == sorted(["a.vec", "a.ekv", "target", link.name])
+
+
+def test_text_output_is_utf8_whatever_the_locale(tmp_path):
+    """A C/POSIX locale would make Python's text default ASCII; output files are UTF-8 anyway."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out.txt"
+    code = ("import sys; from embedkit.io import atomic_write\n"
+            "with atomic_write(sys.argv[1], 'w') as f: f.write('caf\\u00e9 \\u4e2d')")
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    subprocess.run([sys.executable, "-c", code, str(out)], env=env, check=True)
+    assert out.read_bytes() == "café 中".encode()
