@@ -7,7 +7,8 @@ fast and never load numba):
 - ``train(...)``: train word vectors (CBOW / skip-gram, negative sampling, char or BPE subwords).
 - ``load(path)``: open vectors of any supported format for queries and evaluation.
 - ``Encoder``: a small transformer encoder, trained and queried with NumPy.
-- ``Classifier``: fastText-style supervised text classification (train / test / predict).
+- ``Classifier``: fastText-style supervised text classification (train / test / predict);
+  ``model="nb"`` trains NB-weighted logistic regression instead.
 - ``probe(features, train, test)``: linear-probe accuracy of frozen vectors or encoder features.
 """
 from __future__ import annotations

@@ -58,6 +58,10 @@ def load_model(path: str | os.PathLike):
         from . import finetune
 
         return finetune.load(name)
+    if fmt == "store" and kind == "nb-classifier":
+        from .nb import NBClassifier
+
+        return NBClassifier.load(name)
     what = f"an embedkit {kind!r} file" if fmt == "store" else "not a model file embedkit knows"
     if fmt == "store" and kind == "vectors":
         what = "a word-vectors model"
@@ -123,6 +127,9 @@ class Classifier:
         buckets=2_000_000, min_count=1, min_count_label=1, loss='softmax', neg=5,
         subwords='none', minn=3, maxn=6, tokenizer=None, pretrained_vectors=None, valid=None,
         label_prefix='__label__', lowercase=False, threads=1, seed=0, quiet=True``.
+        ``model='nb'`` (with ``l2=1.0`` or ``"auto"``; no dim/lr/epochs/neg/subword options)
+        trains an ``nb.NBClassifier`` instead (NB-weighted logistic regression), which has the
+        same predictor protocol, ``predict``, ``test`` and ``save``.
         ``warn(line)`` receives warnings (default: ``warnings.warn``), ``on_epoch(record)``
         each epoch's loss and validation accuracy; ``model.history`` keeps the records.
         """
@@ -140,6 +147,10 @@ class Classifier:
         from .trainer import fit
 
         paths = [train] if isinstance(train, (str, os.PathLike)) else list(train)
+        if opts.validate().model == "nb":
+            from .nb_trainer import fit as fit_nb
+
+            return fit_nb([os.fspath(p) for p in paths], opts, warn=warn, on_epoch=on_epoch)
         result = fit([os.fspath(p) for p in paths], opts.validate(), warn=warn, on_epoch=on_epoch)
         model = cls(result.parts)
         model.history = result.history

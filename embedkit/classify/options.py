@@ -11,6 +11,11 @@ from ..errors import UsageError
 SUBWORDS = ("none", "char", "bpe")
 _MAX_ROWS = 2**31 - 1
 LOSSES = ("softmax", "ns", "hs", "ova")
+MODELS = ("fasttext", "nb")
+# fastText-only options: given with --model nb they are refused, not ignored (field -> flag).
+NOT_NB = {"dim": "--dim", "lr": "--lr", "epochs": "--epochs", "neg": "--neg",
+          "subwords": "--subwords", "minn": "--minn", "maxn": "--maxn",
+          "tokenizer": "--tokenizer", "pretrained_vectors": "--pretrained-vectors"}
 
 
 @dataclass(frozen=True)
@@ -35,9 +40,23 @@ class ClassifyOptions:
     threads: int = 1
     seed: int = 0
     quiet: bool = True
+    model: str = "fasttext"
+    l2: float | str = 1.0  # --model nb: C, or "auto" (cross-validated)
 
     def validate(self) -> "ClassifyOptions":
         """Raise UsageError naming the option for any value that cannot give a sensible model."""
+        if self.model not in MODELS:
+            raise UsageError(f"--model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        if self.model == "nb":
+            defaults = ClassifyOptions()
+            refuse_for_nb([k for k in NOT_NB if getattr(self, k) != getattr(defaults, k)])
+            if self.loss not in ("softmax", "ova"):
+                raise UsageError(f"--loss {self.loss} is not used by --model nb (softmax or ova)")
+            if self.l2 != "auto" and not (isinstance(self.l2, (int, float))
+                                          and 0.0 < self.l2 < float("inf")):
+                raise UsageError(f"--l2 must be a positive number or auto, got {self.l2!r}")
+        elif self.l2 != 1.0:
+            raise UsageError("--l2 is only used with --model nb")
         if self.loss not in LOSSES:
             raise UsageError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.subwords not in SUBWORDS:
@@ -74,12 +93,19 @@ class ClassifyOptions:
 
     def settings(self) -> dict:
         s = asdict(self)
-        for k in ("quiet", "valid", "pretrained_vectors", "tokenizer"):
+        for k in ("quiet", "valid", "pretrained_vectors", "tokenizer", "model", "l2"):
             s.pop(k)
         s["buckets"] = self.effective_buckets()
         if self.subwords != "char":
             s["minn"] = s["maxn"] = 0
         return s
+
+
+def refuse_for_nb(fields) -> None:
+    """UsageError naming the fastText-only options among ``fields`` (given with --model nb)."""
+    given = [NOT_NB[k] for k in NOT_NB if k in fields]
+    if given:
+        raise UsageError(f"{', '.join(given)}: not used by --model nb (a fastText-style option)")
 
 
 def _int_range(name: str, v, lo: int, hi: int) -> None:

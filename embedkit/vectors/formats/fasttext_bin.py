@@ -35,7 +35,8 @@ class FastTextModel:
     args: dict
     words: list[str]
     counts: np.ndarray
-    input: np.ndarray            # [nwords + n-gram rows, dim]; decoded when quantized
+    input: np.ndarray            # [nwords + n-gram rows, dim]; decoded when quantized, unless
+                                 # parse(keep_codes=True): then a fasttext_pq.Quantized
     output: np.ndarray | None    # [nwords, dim] (unsupervised) or [nlabels, dim]
     version: int | None          # None = pre-2017 format
     ntokens: int = 0
@@ -185,10 +186,12 @@ def read(path: str | os.PathLike, policy=None) -> FastTextModel:
     return model
 
 
-def parse(path: str | os.PathLike, policy=None) -> FastTextModel:
+def parse(path: str | os.PathLike, policy=None, keep_codes: bool = False) -> FastTextModel:
     """Parse and check a fastText model file (word vectors are built on first use).
 
     ``policy`` (a ``checks.WordPolicy``) says what to do with words that are not valid UTF-8.
+    ``keep_codes``: a quantized input matrix stays codes (for the classifier, which adds rows
+    piece by piece as fastText does); word vectors need it decoded (the default).
     """
     name = os.fspath(path)
     with opened(name) as f:
@@ -255,7 +258,9 @@ def parse(path: str | os.PathLike, policy=None) -> FastTextModel:
     if quantized:
         from .fasttext_pq import read_quantized
 
-        inp = read_quantized(r, nrows, args["dim"], "input matrix").scaled()
+        inp = read_quantized(r, nrows, args["dim"], "input matrix")
+        if not keep_codes:
+            inp = inp.decode(scaled=True)
     else:
         if prune >= 0:
             raise InputError(path, "pruned fastText model whose input matrix is not quantized "
@@ -270,7 +275,7 @@ def parse(path: str | os.PathLike, policy=None) -> FastTextModel:
         from .fasttext_pq import read_quantized
 
         q = read_quantized(r, nout, args["dim"], "output matrix")
-        out, out_norms = q.rows, q.norms
+        out, out_norms = q.decode(scaled=False), q.norms()
     else:
         out = _dense(r, nout, args["dim"], "output matrix")
     if r.pos != size:

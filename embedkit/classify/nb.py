@@ -1,0 +1,216 @@
+"""``NBClassifier``: NB-weighted logistic regression (Wang & Manning 2012, "Baselines and
+Bigrams": NBSVM with a logistic loss), the strong linear baseline for sentiment-like tasks.
+
+A line's features are its words and word n-grams (2..``word_ngrams``, hashed into ``buckets``
+exactly as the fastText-style model hashes them), each present or absent (binarized); ``</s>``
+is not a feature. Each one-vs-rest problem c scales feature j by its naive-Bayes log-count
+ratio ``r_c[j] = log((p_j / |p|_1) / (q_j / |q|_1))``, with p, q = 1 + the number of lines with
+/ without label c holding j, and fits an L2-regularised logistic regression (scikit-learn's
+``LogisticRegression(C=l2)`` objective, bias unpenalised) on the scaled features to convergence.
+Two labels (not ``ova``): one problem, P(labels[1]) = sigmoid. More: one problem per label,
+``softmax`` = softmax over the one-vs-rest logits, ``ova`` = independent sigmoids (multi-label).
+
+Model file: an ``embedkit.store`` of kind ``"nb-classifier"``. Meta: ``format`` (1),
+``settings`` (model "nb", word_ngrams, buckets, loss, l2, label_prefix, lines, tokens...),
+``words``, ``labels``, ``label_style``, ``lowercase``. Arrays: ``ratio`` and ``weight``
+float32 [V + U, K] (K = 1 for two labels, else L; rows: words, then the U stored buckets),
+``bias`` float64 [K], ``bucket_ids`` int32 [U] (sorted: buckets that training text hashed to),
+``label_counts`` int64 [L] (training lines per label). Every field is checked on load.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from ..store import read_store, write_store
+from .model import Classifier
+
+KIND = "nb-classifier"
+FORMAT = 1
+LOSSES = ("softmax", "ova")
+
+
+def outputs(n_labels: int, loss: str) -> int:
+    """Weight columns: 1 for a two-label softmax model (NBSVM's binary case), else 1 per label."""
+    return 1 if n_labels == 2 and loss == "softmax" else n_labels
+
+
+def line_features(names: list[str], line_ptr: np.ndarray, local: np.ndarray,
+                  word_col: np.ndarray, ngrams: int, buckets: int, V: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """CSR ``(ptr, raw ids)`` of lines whose words are ``local`` ids into ``names``
+    (``word_col``: each one's column or -1). Raw id: a word's column, or V + n-gram bucket."""
+    from . import nb_kernels as NK
+    from .kernels import word_hashes
+    from .tables import encoded
+
+    hashes = word_hashes(*encoded(names))
+    ptr = np.empty(len(line_ptr), np.int64)
+    m = np.diff(line_ptr)  # a line of m words has at most this many words and n-grams:
+    most = np.where(m >= ngrams, m * ngrams - ngrams * (ngrams - 1) // 2, m * (m + 1) // 2)
+    out = np.empty(max(int(most.sum()), 1), np.int64)
+    nnz = NK.raw_features(line_ptr, local, word_col, hashes, ngrams, buckets, V, ptr, out)
+    return ptr, out[:nnz]
+
+
+class NBClassifier:
+    """The trained model; a predictor (``labels``, ``label_style``, ``multilabel``,
+    ``lowercase``, ``predict_proba``) with ``Classifier``'s ``predict`` and ``test``."""
+
+    predict = Classifier.predict
+    test = Classifier.test
+
+    def __init__(self, settings: dict, words: list[str], labels: list[str],
+                 label_counts: np.ndarray, bucket_ids: np.ndarray, ratio: np.ndarray,
+                 weight: np.ndarray, bias: np.ndarray, label_style: str, lowercase: bool):
+        self.settings = dict(settings)
+        self.words, self.labels = words, labels
+        self.label_counts = np.asarray(label_counts, np.int64)
+        self.bucket_ids = np.asarray(bucket_ids, np.int32)
+        self.ratio = np.asarray(ratio, np.float32)
+        self.weight = np.asarray(weight, np.float32)
+        self.bias = np.asarray(bias, np.float64)
+        self.label_style, self.lowercase = label_style, bool(lowercase)
+        self.history: list[dict] = []
+        self._index = {w: i for i, w in enumerate(words)}
+        self._v = self.ratio.astype(np.float64) * self.weight  # what a present feature adds
+
+    @property
+    def multilabel(self) -> bool:
+        return self.settings["loss"] == "ova"
+
+    @property
+    def label_prefix(self) -> str:
+        return self.settings["label_prefix"]
+
+    def features(self, texts: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """CSR ``(ptr, columns)`` of the texts' features in the model's columns (-1: an n-gram
+        bucket no training line hashed to); words are lower-cased if the model does so."""
+        from .dictionary import _Index
+
+        flat = [w for t in texts for w in t]
+        if self.lowercase:
+            flat = [w.lower() for w in flat]
+        line_ptr = np.zeros(len(texts) + 1, np.int64)
+        np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)), out=line_ptr[1:])
+        names: list[str] = []
+        table = _Index(names)
+        local = np.fromiter(map(table.__getitem__, flat), np.int64, len(flat))
+        word_col = np.fromiter((self._index.get(w, -1) for w in names), np.int64, len(names))
+        V = len(self.words)
+        s = self.settings
+        ptr, raw = line_features(names, line_ptr, local, word_col, int(s["word_ngrams"]),
+                                 int(s["buckets"]), V)
+        cols = raw.copy()
+        grams = raw >= V
+        if grams.any():
+            b = raw[grams] - V
+            pos = np.searchsorted(self.bucket_ids, b)
+            found = pos < len(self.bucket_ids)
+            found[found] = self.bucket_ids[pos[found]] == b[found]
+            cols[grams] = np.where(found, V + pos, -1)
+        return ptr, cols
+
+    def decision(self, texts: Sequence[Sequence[str]]) -> np.ndarray:
+        """float64 [n, K]: the one-vs-rest logits (K = 1 for a two-label softmax model)."""
+        from . import nb_kernels as NK
+
+        ptr, cols = self.features(texts)
+        z = np.empty((len(texts), len(self.bias)), np.float64)
+        NK.scores(ptr, cols, self._v, self.bias, z)
+        return z
+
+    def predict_proba(self, texts: Sequence[Sequence[str]]) -> np.ndarray:
+        """float32 [n, labels]: sigmoid (two labels), softmax over the one-vs-rest logits
+        (``softmax``) or independent sigmoids (``ova``)."""
+        z = self.decision(texts)
+        if len(self.labels) == 2 and z.shape[1] == 1:
+            p1 = _sigmoid(z[:, 0])
+            return np.stack([1.0 - p1, p1], axis=1).astype(np.float32)
+        if self.multilabel:
+            return _sigmoid(z).astype(np.float32)
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the model file atomically (an embedkit store of kind ``"nb-classifier"``)."""
+        meta = {"format": FORMAT, "settings": self.settings, "words": self.words,
+                "labels": self.labels, "label_style": self.label_style,
+                "lowercase": self.lowercase}
+        write_store(path, KIND, meta, {"ratio": self.ratio, "weight": self.weight,
+                                       "bias": self.bias, "bucket_ids": self.bucket_ids,
+                                       "label_counts": self.label_counts})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "NBClassifier":
+        return _read(os.fspath(path))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def _read(path: str) -> NBClassifier:
+    meta, arrays = read_store(path, KIND, mmap=True)
+
+    def bad(field: str, problem: str):
+        return InputError(path, f"corrupt nb classifier: {field}: {problem}")
+
+    if meta.get("format") != FORMAT:
+        raise bad("format", f"version {meta.get('format')!r}, this embedkit reads {FORMAT}")
+    s = meta.get("settings")
+    if not isinstance(s, dict) or s.get("model") != "nb":
+        raise bad("settings", "missing, or not of an nb model")
+    n, b = s.get("word_ngrams"), s.get("buckets")
+    if type(n) is not int or not 1 <= n <= 100:
+        raise bad("settings.word_ngrams", f"{n!r} is not an integer in [1, 100]")
+    if type(b) is not int or not (b == 0 if n == 1 else 1 <= b <= 2**31 - 1):
+        raise bad("settings.buckets", f"{b!r} (0 with word_ngrams 1, else in [1, 2**31 - 1])")
+    if s.get("loss") not in LOSSES:
+        raise bad("settings.loss", f"{s.get('loss')!r} is not one of {', '.join(LOSSES)}")
+    l2 = s.get("l2")
+    if type(l2) not in (int, float) or not (math.isfinite(l2) and l2 > 0):
+        raise bad("settings.l2", f"{l2!r} is not a positive number")
+    prefix = s.get("label_prefix")
+    if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
+        raise bad("settings.label_prefix", f"{prefix!r}")
+    words, labels = meta.get("words"), meta.get("labels")
+    for name, v in (("words", words), ("labels", labels)):
+        if not isinstance(v, list) or not all(isinstance(w, str) for w in v):
+            raise bad(name, "expected a list of strings")
+        if len(set(v)) != len(v):
+            raise bad(name, "repeated entries")
+    if not labels:
+        raise bad("labels", "empty")
+    if meta.get("label_style") not in ("fasttext", "tsv"):
+        raise bad("label_style", f"{meta.get('label_style')!r}")
+    if not isinstance(meta.get("lowercase"), bool):
+        raise bad("lowercase", "expected true or false")
+    for name in ("ratio", "weight", "bias", "bucket_ids", "label_counts"):
+        if name not in arrays:
+            raise bad(name, "missing")
+    ids = arrays["bucket_ids"]
+    if ids.ndim != 1 or ids.dtype != np.int32:
+        raise bad("bucket_ids", "expected int32 [U]")
+    if len(ids) and (ids.min() < 0 or ids.max() >= b or np.any(np.diff(ids) <= 0)):
+        raise bad("bucket_ids", f"must be sorted, distinct and in [0, {b})")
+    F, K = len(words) + len(ids), outputs(len(labels), s["loss"])
+    expect = {"ratio": ((F, K), np.float32), "weight": ((F, K), np.float32),
+              "bias": ((K,), np.float64), "label_counts": ((len(labels),), np.int64)}
+    for name, (shape, dtype) in expect.items():
+        a = arrays[name]
+        if a.shape != shape or a.dtype != dtype:
+            raise bad(name, f"{a.dtype.name} {list(a.shape)}, expected {np.dtype(dtype).name} "
+                            f"{list(shape)}")
+        if name != "label_counts" and not np.isfinite(a).all():
+            raise bad(name, "holds NaN or inf")
+    if np.any(arrays["label_counts"] < 0):
+        raise bad("label_counts", "negative")
+    return NBClassifier(s, words, labels, np.asarray(arrays["label_counts"]), np.asarray(ids),
+                        np.asarray(arrays["ratio"]), np.asarray(arrays["weight"]),
+                        np.asarray(arrays["bias"]), meta["label_style"], meta["lowercase"])
