@@ -56,29 +56,14 @@ def read_model(path: str) -> Parts:
         raise bad("settings", "dim and word_ngrams must be at least 1")
     if s["buckets"] > 2**31 - 1:
         raise bad("settings.buckets", f"{s['buckets']} is more than 2**31 - 1")
-    words, labels = meta.get("words"), meta.get("labels")
-    for name, v in (("words", words), ("labels", labels)):
-        if not isinstance(v, list) or not all(isinstance(w, str) for w in v):
-            raise bad(name, "expected a list of strings")
-        if len(set(v)) != len(v):
-            raise bad(name, "repeated entries")
-    if not labels:
-        raise bad("labels", "empty")
-    if meta.get("label_style") not in ("fasttext", "tsv"):
-        raise bad("label_style", f"{meta.get('label_style')!r}")
-    if not isinstance(meta.get("lowercase"), bool):
-        raise bad("lowercase", "expected true or false")
+    words, labels = check_vocabulary(meta, bad)
     scheme = _scheme(meta.get("subwords"), s, bad)
     for name in ("input", "output", "word_counts", "label_counts", "bucket_ids"):
         if name not in arrays:
             raise bad(name, "missing")
     V, L, D = len(words), len(labels), s["dim"]
     P = scheme.size if scheme is not None and scheme.kind == "bpe" else 0
-    ids = arrays["bucket_ids"]
-    if ids.ndim != 1 or ids.dtype != np.int32:
-        raise bad("bucket_ids", "expected int32 [U]")
-    if len(ids) and (ids.min() < 0 or ids.max() >= s["buckets"] or np.any(np.diff(ids) <= 0)):
-        raise bad("bucket_ids", f"must be sorted, distinct and in [0, {s['buckets']})")
+    ids = check_bucket_ids(arrays["bucket_ids"], s["buckets"], bad)
     expect = {"input": ((V + P + len(ids), D), np.float32), "output": ((L, D), np.float32),
               "word_counts": ((V,), np.int64), "label_counts": ((L,), np.int64)}
     for name, (shape, dtype) in expect.items():
@@ -95,6 +80,32 @@ def read_model(path: str) -> Parts:
     return Parts(dict(s), words, np.asarray(arrays["word_counts"]), labels,
                  np.asarray(arrays["label_counts"]), arrays["input"], arrays["output"],
                  np.asarray(ids), scheme, meta["label_style"], meta["lowercase"])
+
+
+def check_vocabulary(meta: dict, bad) -> tuple[list, list]:
+    """The fields every classifier file holds: words, labels (non-empty), label style, lowercase."""
+    words, labels = meta.get("words"), meta.get("labels")
+    for name, v in (("words", words), ("labels", labels)):
+        if not isinstance(v, list) or not all(isinstance(w, str) for w in v):
+            raise bad(name, "expected a list of strings")
+        if len(set(v)) != len(v):
+            raise bad(name, "repeated entries")
+    if not labels:
+        raise bad("labels", "empty")
+    if meta.get("label_style") not in ("fasttext", "tsv"):
+        raise bad("label_style", f"{meta.get('label_style')!r}")
+    if not isinstance(meta.get("lowercase"), bool):
+        raise bad("lowercase", "expected true or false")
+    return words, labels
+
+
+def check_bucket_ids(ids, buckets: int, bad):
+    """The stored n-gram buckets: int32, sorted, distinct, inside ``[0, buckets)``."""
+    if ids.ndim != 1 or ids.dtype != np.int32:
+        raise bad("bucket_ids", "expected int32 [U]")
+    if len(ids) and (ids.min() < 0 or ids.max() >= buckets or np.any(np.diff(ids) <= 0)):
+        raise bad("bucket_ids", f"must be sorted, distinct and in [0, {buckets})")
+    return ids
 
 
 def _scheme(sub, s: dict, bad):

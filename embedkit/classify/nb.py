@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import InputError
 from ..store import read_store, write_store
 from .model import Classifier
+from .modelfile import check_bucket_ids, check_vocabulary
 
 KIND = "nb-classifier"
 FORMAT = 1
@@ -179,26 +180,11 @@ def _read(path: str) -> NBClassifier:
     prefix = s.get("label_prefix")
     if not isinstance(prefix, str) or not prefix or any(c.isspace() for c in prefix):
         raise bad("settings.label_prefix", f"{prefix!r}")
-    words, labels = meta.get("words"), meta.get("labels")
-    for name, v in (("words", words), ("labels", labels)):
-        if not isinstance(v, list) or not all(isinstance(w, str) for w in v):
-            raise bad(name, "expected a list of strings")
-        if len(set(v)) != len(v):
-            raise bad(name, "repeated entries")
-    if not labels:
-        raise bad("labels", "empty")
-    if meta.get("label_style") not in ("fasttext", "tsv"):
-        raise bad("label_style", f"{meta.get('label_style')!r}")
-    if not isinstance(meta.get("lowercase"), bool):
-        raise bad("lowercase", "expected true or false")
+    words, labels = check_vocabulary(meta, bad)
     for name in ("ratio", "weight", "bias", "bucket_ids", "label_counts"):
         if name not in arrays:
             raise bad(name, "missing")
-    ids = arrays["bucket_ids"]
-    if ids.ndim != 1 or ids.dtype != np.int32:
-        raise bad("bucket_ids", "expected int32 [U]")
-    if len(ids) and (ids.min() < 0 or ids.max() >= b or np.any(np.diff(ids) <= 0)):
-        raise bad("bucket_ids", f"must be sorted, distinct and in [0, {b})")
+    ids = check_bucket_ids(arrays["bucket_ids"], b, bad)
     F, K = len(words) + len(ids), outputs(len(labels), s["loss"])
     expect = {"ratio": ((F, K), np.float32), "weight": ((F, K), np.float32),
               "bias": ((K,), np.float64), "label_counts": ((len(labels),), np.int64)}

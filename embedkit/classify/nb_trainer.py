@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import tempfile
 import threading
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
@@ -38,22 +37,16 @@ def fit(paths: list[str], opts: ClassifyOptions, warn: Callable[[str], None] | N
         on_epoch: Callable[[dict], None] | None = None) -> NBClassifier:
     """Train on ``paths`` (``-`` = stdin); ``warn`` receives warning lines, ``on_epoch`` the one
     record of the fit (objective, L-BFGS iterations, validation accuracy)."""
-    from .data import Reader, read_examples
-    from .dictionary import build, spool
+    from .data import read_examples
+    from .trainer import _warn, read_training
 
     opts.validate()
     where = paths[0] if len(paths) == 1 else ", ".join(paths)
     valid = None
     if opts.valid is not None:
         valid, _ = read_examples([opts.valid], opts.label_prefix, opts.lowercase)
-    reader = Reader(opts.label_prefix, opts.lowercase)
     with tempfile.TemporaryDirectory(prefix="embedkit-nb-") as tmp:
-        with bar(None, desc="reading", unit="line", quiet=opts.quiet) as b:
-            sp = spool(paths, Path(tmp), reader, bar=b)
-        msg = reader.skipped_message()
-        if msg:
-            _warn(msg, warn)
-        d = build(sp, opts.min_count, opts.min_count_label, where)
+        sp, d = read_training(paths, Path(tmp), opts, where, warn)
         ids = np.fromfile(sp.path, np.int32)
         if sp.handle is not None:
             sp.handle.close()
@@ -101,13 +94,6 @@ def fit(paths: list[str], opts: ClassifyOptions, warn: Callable[[str], None] | N
     if on_epoch is not None:
         on_epoch(rec)
     return model
-
-
-def _warn(msg: str, sink) -> None:
-    if sink is not None:
-        sink(msg)
-    else:
-        warnings.warn(msg, stacklevel=3)
 
 
 def _without_eos(d) -> tuple[list[str], np.ndarray]:

@@ -56,12 +56,23 @@ def _warn(msg: str, sink: Callable[[str], None] | None) -> None:
         warnings.warn(msg, stacklevel=3)
 
 
+def read_training(paths: list[str], tmp: Path, opts: ClassifyOptions, where: str, warn):
+    """Spool the labelled lines into ``tmp`` (skipped lines reported) and build the dictionary."""
+    from .data import Reader
+
+    reader = Reader(opts.label_prefix, opts.lowercase)
+    with bar(None, desc="reading", unit="line", quiet=opts.quiet) as b:
+        sp = spool(paths, tmp, reader, bar=b)
+    msg = reader.skipped_message()
+    if msg:
+        _warn(msg, warn)
+    return sp, build(sp, opts.min_count, opts.min_count_label, where)
+
+
 def fit(paths: list[str], opts: ClassifyOptions, warn: Callable[[str], None] | None = None,
         on_epoch: Callable[[dict], None] | None = None) -> Trained:
     """Train on ``paths`` (``-`` = stdin); ``warn`` receives warning lines (default: warnings.warn),
     ``on_epoch`` each epoch's record (loss, validation accuracy)."""
-    from .data import Reader
-
     opts.validate()
     where = paths[0] if len(paths) == 1 else ", ".join(paths)
     valid = None
@@ -71,15 +82,9 @@ def fit(paths: list[str], opts: ClassifyOptions, warn: Callable[[str], None] | N
         valid, _ = read_examples([opts.valid], opts.label_prefix, opts.lowercase)
     pretrained = _load_pretrained(opts) if opts.pretrained_vectors else None
     scheme = make_scheme(opts)
-    reader = Reader(opts.label_prefix, opts.lowercase)
     buckets = opts.effective_buckets()
     with tempfile.TemporaryDirectory(prefix="embedkit-classify-") as tmp:
-        with bar(None, desc="reading", unit="line", quiet=opts.quiet) as b:
-            sp = spool(paths, Path(tmp), reader, bar=b)
-        msg = reader.skipped_message()
-        if msg:
-            _warn(msg, warn)
-        d = build(sp, opts.min_count, opts.min_count_label, where)
+        sp, d = read_training(paths, Path(tmp), opts, where, warn)
         if len(d.labels) == 1:
             _warn(f"{where}: only one label ({d.labels[0]!r}) in the training data: "
                         "the model will predict it for every line", warn)
