@@ -392,25 +392,36 @@ def generate(encdir, prompt, tokens, temperature, seed, as_json, quiet):
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="MODEL file to write (kind encoder-classifier; `classify test/predict` read it).")
 @click.option("--valid", type=click.Path(allow_dash=True), help="Labelled lines: accuracy after each epoch.")
-@click.option("--epochs", type=click.IntRange(1), default=3, show_default=True)
-@click.option("--lr", type=float, default=5e-5, show_default=True, help="Peak learning rate (AdamW).")
-@click.option("--pool", type=click.Choice(["mean", "first"]), default="mean", show_default=True,
-              help="Head input: mean of the last layer's piece states, or the first piece's.")
-@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True, help="Lines per step.")
+@click.option("--epochs", type=click.IntRange(1), default=None,
+              help="Passes over TRAIN (with --resume: the new total).  [default: 3]")
+@click.option("--lr", type=float, default=None, help="Peak learning rate (AdamW).  [default: 5e-05]")
+@click.option("--pool", type=click.Choice(["mean", "first"]), default=None,
+              help="Head input: mean of the last layer's piece states, or the first piece's.  "
+              "[default: mean]")
+@click.option("--batch-size", type=click.IntRange(1), default=None,
+              help="Lines per step.  [default: 32]")
 @click.option("--warmup", type=click.IntRange(0), default=None,
               help="Linear warmup steps.  [default: a tenth of all steps]")
-@click.option("--label-prefix", default="__label__", show_default=True,
-              help="Prefix of label words in fastText-style lines.")
-@click.option("--lowercase", is_flag=True, help="Lower-case the text (also when the model predicts).")
+@click.option("--label-prefix", default=None,
+              help="Prefix of label words in fastText-style lines.  [default: __label__]")
+@click.option("--lowercase", is_flag=True, default=None,
+              help="Lower-case the text (also when the model predicts).")
 @threads_option("Threads (BLAS and kernels).")
-@click.option("--seed", type=_SEED, default=0, show_default=True, help="Seed of the head and the batch order.")
+@click.option("--seed", type=_SEED, default=None,
+              help="Seed of the head and the batch order.  [default: 0]")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=None,
+              help="Steps between checkpoints (MODEL.ckpt; also after every epoch).  "
+              "[default: 500]")
+@click.option("--resume", is_flag=True,
+              help="Continue from MODEL.ckpt (bit-exact with --threads 1); settings not given "
+              "are the checkpoint's.")
 @json_option("Print the summary as one JSON object.")
 @quiet_option
-def finetune(encdir, train, output, valid, epochs, lr, pool, batch_size, warmup, label_prefix,
-             lowercase, threads, seed, as_json, quiet):
+def finetune(encdir, train, output, valid, threads, resume, as_json, quiet, **options):
     """Fine-tune the encoder in ENCDIR end to end with a linear softmax head on its pooled output,
     on TRAIN's labelled lines ('LABEL<TAB>text' or '__label__LABEL text'). Lines longer than the
-    encoder's max length are cut to it. MODEL is rewritten after every epoch."""
+    encoder's max length are cut to it. MODEL is rewritten after every epoch; MODEL.ckpt beside
+    it holds the training state (`--resume` continues from it; delete it when done)."""
     _threads(threads)
     from embedkit.classify.finetune import finetune as run
 
@@ -418,9 +429,8 @@ def finetune(encdir, train, output, valid, epochs, lr, pool, batch_size, warmup,
         if valid is not None and not as_json:
             click.echo(f"epoch {rec['epoch']} valid accuracy {rec['valid_accuracy']:.4f}")
 
-    summary = run(encdir, train, output, valid=valid, epochs=epochs, lr=lr, pool=pool,
-                  batch_size=batch_size, warmup=warmup, label_prefix=label_prefix,
-                  lowercase=lowercase, threads=threads, seed=seed, quiet=quiet, on_epoch=report)
+    summary = run(encdir, train, output, valid=valid, threads=threads, resume=resume,
+                  quiet=quiet, on_epoch=report, **options)
     if not quiet:
         for w in summary["warnings"]:
             click.echo(f"embedkit: warning: {w}", err=True)

@@ -489,3 +489,23 @@ def test_text_output_is_utf8_whatever_the_locale(tmp_path):
     env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
     subprocess.run([sys.executable, "-c", code, str(out)], env=env, check=True)
     assert out.read_bytes() == "café 中".encode()
+
+
+def test_an_ignored_signal_is_not_held_so_it_cannot_hide_a_ctrl_c(tmp_path):
+    """Under nohup SIGHUP is ignored: it stays ignored inside the hold, so a Ctrl-C that comes
+    after it is still the signal delivered when the hold ends."""
+    import signal
+
+    from embedkit.io import signals_held
+
+    hup = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    intr = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with signals_held():
+                signal.raise_signal(signal.SIGHUP)
+                signal.raise_signal(signal.SIGINT)
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, hup)
+        signal.signal(signal.SIGINT, intr)
