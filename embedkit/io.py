@@ -186,8 +186,7 @@ def atomic_dir(path: str | os.PathLike, marker: str) -> Iterator[Path]:
                 os.chmod(tmp, 0o777 & ~_umask())
                 os.rename(tmp, path)
             else:
-                _merge(tmp, path)
-                os.rmdir(tmp)
+                _merge(tmp, path)  # the emptied staging folder goes in the finally below
     except OSError as e:
         raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None
     finally:

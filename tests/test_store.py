@@ -442,10 +442,26 @@ def test_a_live_processs_temps_are_kept_and_it_is_not_signalled(tmp_path):
     import subprocess
     import sys
 
-    # SIGHUP as the user's shell gives it (nohup'd runners start with it ignored)
-    child = subprocess.Popen([sys.executable, "-c", "import signal, time; "
-                              "signal.signal(signal.SIGHUP, signal.SIG_DFL); print(flush=True); "
-                              "time.sleep(60)"], stdout=subprocess.PIPE)
+    def sleeper():
+        # SIGHUP as the user's shell gives it (nohup'd runners start with it ignored)
+        return subprocess.Popen([sys.executable, "-c", "import signal, time; "
+                                 "signal.signal(signal.SIGHUP, signal.SIG_DFL); print(flush=True); "
+                                 "time.sleep(60)"], stdout=subprocess.PIPE)
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+    child = sleeper()  # one whose PID without its first digit is no process: a misread PID shows
+    for _ in range(20):
+        if not alive(int(str(child.pid)[1:] or 0) or 999999999):
+            break
+        child.kill()
+        child.wait()
+        child = sleeper()
     try:
         child.stdout.readline()
         live = tmp_path / f".out.bin.{child.pid}.ab12.tmp"
@@ -467,15 +483,19 @@ def test_atomic_files_sweeps_dead_temps_and_closes_its_descriptors(tmp_path):
 
     dead = tmp_path / ".a.vec.999999999.ab12.tmp"
     dead.write_bytes(b"half")
-    link = tmp_path / ".a.ekv.999999999.cd34.tmp"  # not a temp we made: a symlink is kept
+    link = tmp_path / ".a.ekv.999999999.cd34.tmp"  # not temps we made: symlinks are kept
     (tmp_path / "target").write_text("t")
     link.symlink_to(tmp_path / "target")
+    dir_link = tmp_path / ".a.vec.999999999.ef56.tmp"
+    (tmp_path / "folder").mkdir()
+    dir_link.symlink_to(tmp_path / "folder")
     before = len(os.listdir("/proc/self/fd"))
     with atomic_files([tmp_path / "a.vec", tmp_path / "a.ekv"]) as (v, e):
         v.write_text("v")
         e.write_text("e")
     assert len(os.listdir("/proc/self/fd")) == before
-    assert sorted(x.name for x in tmp_path.iterdir()) == sorted(["a.vec", "a.ekv", "target", link.name])
+    assert sorted(x.name for x in tmp_path.iterdir()) == \
+        sorted(["a.vec", "a.ekv", "target", link.name, "folder", dir_link.name])
 
 
 def test_text_output_is_utf8_whatever_the_locale(tmp_path):
@@ -509,3 +529,35 @@ def test_an_ignored_signal_is_not_held_so_it_cannot_hide_a_ctrl_c(tmp_path):
     finally:
         signal.signal(signal.SIGHUP, hup)
         signal.signal(signal.SIGINT, intr)
+
+
+def test_the_probe_and_pid_checks_answer_false_not_just_falsy(tmp_path, monkeypatch):
+    """No O_TMPFILE on this OS, a folder that cannot be read, a filesystem refusing O_TMPFILE:
+    each is a firm False, remembered per device; a gone PID is not alive, and a name that is not
+    a temp of ours is not a dead temp."""
+    import os
+
+    import embedkit.io as io
+
+    monkeypatch.setattr(io, "_NAMELESS", {})
+    assert io._nameless_works(tmp_path / "missing") is False
+    assert io._alive(999999999) is False
+    assert io._is_dead_temp("notes.txt", None) is False
+    assert io._is_dead_temp(".out.bin.999999999.ab12.tmp", "out.bin") is True
+    real_open = os.open
+
+    def no_tmpfile(path, flags, *a, **k):
+        if flags & os.O_TMPFILE == os.O_TMPFILE:
+            raise OSError(95, "Operation not supported")
+        return real_open(path, flags, *a, **k)
+
+    monkeypatch.setattr(io.os, "open", no_tmpfile)
+    assert io._nameless_works(tmp_path) is False
+    assert io._NAMELESS == {os.stat(tmp_path).st_dev: False}
+    monkeypatch.setattr(io.os, "open", real_open)
+    monkeypatch.setattr(io, "_NAMELESS", {})
+    monkeypatch.delattr(io.os, "O_TMPFILE")
+    assert io._nameless_works(tmp_path) is False
+    with atomic_write(tmp_path / "out.txt", "w") as f:
+        f.write("named temp")
+    assert [x.name for x in tmp_path.iterdir()] == ["out.txt"]
