@@ -219,8 +219,7 @@ def _merge(src: Path, dst: Path) -> None:
     for entry in sorted(os.scandir(src), key=lambda e: e.name):
         target = dst / entry.name
         if entry.is_dir(follow_symlinks=False) and target.is_dir():
-            _merge(Path(entry.path), target)
-            os.rmdir(entry.path)
+            _merge(Path(entry.path), target)  # its emptied folder goes with the staging folder
         elif target.is_dir() and not target.is_symlink():
             raise OutputError(f"{target}: is a folder, cannot replace it with a file")
         else:
