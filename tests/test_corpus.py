@@ -128,3 +128,72 @@ def test_open_file_is_the_one_place_that_names_missing_files_and_folders(tmp_pat
             read(tmp_path)
     with pytest.raises(InputError, match="is a folder, expected a vector file"):
         read_bytes(tmp_path)
+
+
+def _blocks(p, **kw):
+    return [(b.lineno, b.data, b.complete) for b in iter_blocks(p, **kw)]
+
+
+def test_long_lines_are_cut_where_the_docs_say(tmp_path):
+    """Before a whitespace that precedes a word, searched back to half of ``max_line`` (not
+    further); else at ``max_line``, stepped back to a UTF-8 character start; each piece at most
+    ``max_line`` bytes and at least one, even when every byte is a continuation byte."""
+    p = tmp_path / "a.txt"
+    p.write_bytes(b"aaaaa bbbbbbbbbbbbbbb")  # the space at max_line // 2 is found
+    assert [d for _, d, _ in _blocks(p, max_line=10)] == [b"aaaaa", b" bbbbbbbbb", b"bbbbbb"]
+    p.write_bytes(b"aaaa bbbbbbbbbbbbbbbbbbbbbbbb")  # a space before max_line // 2 is too far back
+    assert _blocks(p, max_line=12)[0] == (1, b"aaaa bbbbbbb", False)
+    p.write_bytes("é".encode() * 60)  # 2-byte characters, an odd limit: cut before 'é', not inside
+    pieces = [d for _, d, _ in _blocks(p, max_line=101)]
+    assert [len(d) for d in pieces] == [100, 20] and all(d.decode() for d in pieces)
+    p.write_bytes(b"\xa9" * 25)  # no character start at all (invalid UTF-8, found later)
+    assert [d for _, d, _ in _blocks(p, max_line=10)] == [b"\xa9"] * 15 + [b"\xa9" * 10]
+    p.write_bytes(b"a b")
+    assert [d for _, d, _ in _blocks(p, max_line=1)] == [b"a", b" ", b"b"]
+
+
+def test_a_line_is_cut_at_one_mib_by_default(tmp_path):
+    p = tmp_path / "a.txt"
+    p.write_bytes(b"x" * (5 << 19))  # 2.5 MiB, no whitespace, no newline
+    assert [(len(d), c) for _, d, c in _blocks(p)] == [(1 << 20, False), (1 << 20, False),
+                                                        (1 << 19, True)]
+
+
+def test_a_block_that_starts_with_its_only_newline(tmp_path):
+    """The newline at offset 0 of a read ends line 1 there; the rest is line 2."""
+    p = tmp_path / "a.txt"
+    p.write_bytes(b"\nabc")
+    assert _blocks(p, block_bytes=4) == [(1, b"\n", True), (2, b"abc", True)]
+    assert lines([p], block_bytes=4) == [(1, "", True), (2, "abc", True)]
+
+
+def test_a_nul_as_the_first_byte_is_refused(tmp_path):
+    p = tmp_path / "a.bin"
+    p.write_bytes(b"\0abc\n")
+    with pytest.raises(InputError, match=r":1: NUL byte"):
+        list(iter_lines([p]))
+
+
+def test_a_read_error_names_the_file_line_and_strerror(tmp_path, monkeypatch):
+    import contextlib
+
+    import embedkit.corpus as C
+
+    class Failing:
+        def __init__(self):
+            self.reads = 0
+
+        def read(self, n):
+            self.reads += 1
+            if self.reads > 1:
+                raise OSError(5, "Input/output error")
+            return b"one\ntwo\n"
+
+    @contextlib.contextmanager
+    def failing_input(name):
+        yield Failing()
+
+    monkeypatch.setattr(C, "open_input", failing_input)
+    with pytest.raises(InputError) as e:
+        list(iter_blocks(tmp_path / "disk.txt"))
+    assert str(e.value).endswith("disk.txt:3: cannot read: Input/output error")

@@ -261,3 +261,16 @@ def test_big_batches_use_the_kernel_and_agree_with_argpartition(monkeypatch):
     assert [[w for w, _ in r] for r in fast] == [[w for w, _ in r] for r in plain]
     ties = Vectors.from_arrays(["a", "b", "c", "d"], np.array([[1, 0]] * 4, np.float32))
     assert [w for w, _ in ties.most_similar_many(["a", "d"], k=2)[1]] == ["a", "b"]
+
+
+def test_similarity_lines_with_three_tab_fields_keep_phrases(tmp_path):
+    """Exactly three TAB fields: each is one field, spaces and all (a phrase vocabulary);
+    anything else is split on whitespace."""
+    v = Vectors.from_arrays(["new york", "city", "big", "town"],
+                            np.array([[1, 0], [1, 1], [0, 1], [1, 0.5]], np.float32))
+    (tmp_path / "p.tsv").write_text("new york\tcity\t9\nbig town 3\nbig\tcity\t1\n")
+    r = v.evaluate_similarity(tmp_path / "p.tsv", case_insensitive=False)
+    assert (r["pairs"], r["used"], r["invalid_lines"]) == (3, 3, 0)
+    (tmp_path / "q.tsv").write_text("new york city 9\n")  # four fields: not a pair line
+    with pytest.raises(InputError, match="no word pairs found"):
+        v.evaluate_similarity(tmp_path / "q.tsv", case_insensitive=False)

@@ -67,10 +67,11 @@ def _lines(path) -> list[str]:
     return text.lstrip("\ufeff").splitlines()
 
 
-def evaluate_similarity(vectors, path: str | os.PathLike, restrict: int | None = 300000,
-                        case_insensitive: bool = True) -> dict[str, Any]:
+def evaluate_similarity(vectors, path: str | os.PathLike, *, restrict: int | None,
+                        case_insensitive: bool) -> dict[str, Any]:
     """``word1 word2 score`` lines, TAB- or whitespace-separated (``#`` comments); gensim
-    ``evaluate_word_pairs``. TABs win when a line has exactly three TAB fields (phrases)."""
+    ``evaluate_word_pairs``. TABs win when a line has exactly three TAB fields (phrases).
+    The defaults live in ``Vectors.evaluate_similarity``."""
     index = _restricted_index(vectors, restrict, case_insensitive)
     gold, pairs, oov, invalid = [], [], 0, 0
     for line in _lines(path):
@@ -111,9 +112,10 @@ def evaluate_similarity(vectors, path: str | os.PathLike, restrict: int | None =
     return result
 
 
-def evaluate_analogies(vectors, path: str | os.PathLike, restrict: int | None = 30000,
-                       case_insensitive: bool = True) -> dict[str, Any]:
-    """``: section`` headers and ``a b c d`` lines; gensim ``evaluate_word_analogies`` (3CosAdd)."""
+def evaluate_analogies(vectors, path: str | os.PathLike, *, restrict: int | None,
+                       case_insensitive: bool) -> dict[str, Any]:
+    """``: section`` headers and ``a b c d`` lines; gensim ``evaluate_word_analogies`` (3CosAdd).
+    The defaults live in ``Vectors.evaluate_analogies``."""
     index = _restricted_index(vectors, restrict, case_insensitive)
     sections: list[dict] = []
     questions, oov, seen = [], 0, 0
