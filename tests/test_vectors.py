@@ -274,3 +274,42 @@ def test_similarity_lines_with_three_tab_fields_keep_phrases(tmp_path):
     (tmp_path / "q.tsv").write_text("new york city 9\n")  # four fields: not a pair line
     with pytest.raises(InputError, match="no word pairs found"):
         v.evaluate_similarity(tmp_path / "q.tsv", case_insensitive=False)
+
+
+def test_similarity_counts_comments_blanks_bad_and_nan_lines_exactly(tmp_path):
+    """Comments and blank lines are skipped, not counted; a bad or non-finite score is an
+    invalid line; one usable pair is enough to report (its correlation is undefined: null)."""
+    import math
+    import warnings
+
+    from embedkit.vectors.evaluate import pearson
+
+    v = Vectors.from_arrays(["a", "b", "c"], np.array([[1, 0], [0, 1], [1, 1]], np.float32))
+    (tmp_path / "s.tsv").write_text("# header\n\na b 1\nb c x\na c nan\na zebra 2\n#\n")
+    r = v.evaluate_similarity(tmp_path / "s.tsv")
+    assert (r["pairs"], r["used"], r["invalid_lines"]) == (2, 1, 2)
+    assert r["coverage"] == 0.5 and r["oov_ratio"] == 50.0 and math.isnan(r["spearman"])
+    (tmp_path / "one.tsv").write_text("a b 1\n")
+    assert v.evaluate_similarity(tmp_path / "one.tsv")["used"] == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a constant side is undefined, not a 0/0 warning
+        assert math.isnan(pearson(np.array([1.0, 1.0, 1.0]), np.array([1.0, 2.0, 3.0])))
+
+
+def test_analogy_accuracy_per_section_and_the_line_of_a_missing_header(tmp_path):
+    v = Vectors.from_arrays(["king", "queen", "man", "woman", "x"],
+                            np.array([[1, 1, 0], [1, 0, 1], [0, 1, 0], [0, 0, 1], [9, 0, 0]],
+                                     np.float32))
+    # man:king :: woman:queen is right; man:king :: woman:x is asked for x, answered queen
+    (tmp_path / "a.txt").write_text(": royal\nman king woman queen\nman king woman x\n"
+                                    ": gram-y\nman king woman queen\n")
+    r = v.evaluate_analogies(tmp_path / "a.txt")
+    assert [(s["section"], s["correct"], s["incorrect"], s["accuracy"]) for s in r["sections"]] \
+        == [("royal", 1, 1, 0.5), ("gram-y", 1, 0, 1.0)]
+    assert r["accuracy"] == pytest.approx(2 / 3) and r["semantic"]["accuracy"] == 0.5
+    (tmp_path / "b.txt").write_text("\nman king woman queen\n")
+    with pytest.raises(InputError, match=r"b\.txt:2: missing ': section' header"):
+        v.evaluate_analogies(tmp_path / "b.txt")
+    (tmp_path / "c.txt").write_bytes(b"\n: s\nman \xff woman queen\n")  # line 1 is empty
+    with pytest.raises(InputError, match=r"c\.txt:3: not valid UTF-8"):
+        v.evaluate_analogies(tmp_path / "c.txt")
