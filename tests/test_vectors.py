@@ -313,3 +313,44 @@ def test_analogy_accuracy_per_section_and_the_line_of_a_missing_header(tmp_path)
     (tmp_path / "c.txt").write_bytes(b"\n: s\nman \xff woman queen\n")  # line 1 is empty
     with pytest.raises(InputError, match=r"c\.txt:3: not valid UTF-8"):
         v.evaluate_analogies(tmp_path / "c.txt")
+
+
+def test_model_basics_answer_exactly():
+    """Membership, has_vector and repr say exactly what they mean; shape lies are refused;
+    -k defaults to 10; a model made in memory names itself "<vectors>" in errors."""
+    v = _model(n=30)
+    assert ("w3" in v) is True and ("zz" in v) is False
+    assert v.has_vector("w3") is True and v.has_vector("zz") is False
+    assert repr(v) == "<Vectors 30 x 16, subwords=none>"
+    assert repr(_model(n=3, scheme=CharNgrams(2, 3, 5), subword_rows=np.zeros((5, 16), np.float32))) \
+        == "<Vectors 3 x 16, subwords=char>"
+    assert len(v.most_similar_many(["w0"])[0]) == 10 and len(v.analogy("w0", "w1", "w2")) == 10
+    with pytest.raises(UsageError, match="-k must be at least 1"):
+        v.analogy("w0", "w1", "w2", k=0)
+    for bad in (np.zeros(16, np.float32), np.zeros((29, 16), np.float32)):
+        with pytest.raises(ValueError, match="does not match 30 words"):
+            Vectors.from_arrays(v.words, bad)
+    for restrict in (-1, 2.5):
+        with pytest.raises(UsageError, match="--restrict must be >= 0"):
+            v.analogy("w0", "w1", "w2", restrict=restrict)
+    with pytest.raises(UsageError, match="query vector has 3 values, the model has 16"):
+        v.most_similar(np.zeros(3, np.float32))
+    twice = Vectors.from_arrays(["x", "a", "b", "a"], np.eye(4, dtype=np.float32))
+    with pytest.raises(InputError, match=r"^<vectors>: corrupt model: the word 'a' is in the vocabulary twice"):
+        twice.index
+    nan = Vectors.from_arrays(["a", "b"], np.array([[1, 0], [np.nan, 0]], np.float32))
+    with pytest.raises(InputError, match=r"^<vectors>: non-finite value \(NaN or inf\) in the vector of 'b'"):
+        nan["b"]
+
+
+def test_load_limit_on_native(tmp_path):
+    v = _model(n=50)
+    v.save(tmp_path / "m.ekv")
+    assert load(tmp_path / "m.ekv", limit=7).words == v.words[:7]
+    assert len(load(tmp_path / "m.ekv")) == 50
+
+
+def test_load_a_fasttext_bin(shared_data):
+    ft = shared_data / "fasttext" / "toy-model.bin"
+    m = load(ft)
+    assert isinstance(m, Vectors) and len(m) > 0 and repr(m).endswith(f"fastText {ft}>")
