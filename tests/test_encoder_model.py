@@ -226,3 +226,42 @@ def test_embed_reads_stdin_and_rejects_bad_utf8(encoders, capsys, monkeypatch, t
     f.write_bytes(b"fine\nbad \xff byte\n")
     code, _, err = run(["encoder", "embed", d / "mlm", f], capsys)
     assert code == 2 and "bad.txt:2: invalid UTF-8" in err
+
+
+def test_query_defaults_and_limits(encoders, tmp_path):
+    """fill gives 5 candidates by default and accepts k=1; generate refuses negative
+    temperature or tokens but takes 0 of either; its defaults are 30 tokens, 0.8, seed 0; an
+    Encoder made in memory has empty meta; save overwrites its own folder."""
+    d, tok, mlm, clm = encoders
+    assert len(mlm.fill("the [MASK] sat .")[0]) == 5 and len(mlm.fill("the [MASK] sat .", k=1)[0]) == 1
+    for bad in (dict(temperature=-0.1), dict(tokens=-1)):
+        with pytest.raises(UsageError, match="must not be negative"):
+            clm.generate("the", **bad)
+    assert clm.generate("the cat", tokens=0) == "the cat"
+    assert clm.generate("a", temperature=0) == clm.generate("a", tokens=30, temperature=0)
+    assert clm.generate("a") == clm.generate("a", tokens=30, temperature=0.8, seed=0)
+    assert Encoder(clm.params, clm.config, tok).meta == {}
+    clm.save(tmp_path / "e")
+    clm.save(tmp_path / "e")
+    assert Encoder.load(tmp_path / "e").config == clm.config
+
+
+def test_generate_samples_from_p_to_the_power_one_over_temperature(encoders):
+    """One sampled piece, 400 seeds: its frequencies follow p^(1/T) renormalised (T = 0.5
+    sharpens the model's own next-piece distribution), not p^T."""
+    _, tok, _, clm = encoders
+    prompt = "the"
+    ids = tok.encode(prompt)
+    p = clm._probs(np.array([ids]), np.array([len(ids) - 1]), allow_sep=True)[0]
+    sharp = p ** 2 / (p ** 2).sum()
+    top = int(np.argmax(p))
+    hits = sum(clm.generate(prompt, tokens=1, temperature=0.5, seed=s) == prompt + tok.decode([top])
+               for s in range(400))
+    assert abs(hits / 400 - sharp[top]) < 0.08, (hits, sharp[top], p[top])
+
+
+def test_train_takes_a_tokdir_path(encoders, tmp_path):
+    d, tok, mlm, _ = encoders
+    tok.save(tmp_path / "tok")
+    enc = Encoder.train(d / "corpus.txt", tmp_path / "tok", tmp_path / "e", steps=2, **ARCH)
+    assert enc.config["vocab"] == mlm.config["vocab"] and enc.tokenizer.to_files() == tok.to_files()
