@@ -43,7 +43,7 @@ MODULES: dict[str, list[str]] = {
                   "test_promises.py::test_lowercase_recorded_in_tokdir_is_applied_on_encode_after_load"],
     "bpe/model": ["test_bpe_model.py", "test_bpe_cli.py",
                   "test_bpe_formats.py"],  # sentencepiece and ignore_merges vocabularies
-    "wordvec/trainer": ["test_train.py", "test_train_bpe.py"],
+    "wordvec/trainer": ["test_train.py", "test_train_bpe.py", "test_bpe_bag.py"],
     "vectors/evaluate": ["test_vectors.py", "test_query.py",
                          "test_promises.py::test_eval_case_sensitive_turns_upper_casing_off"],
     "vectors/model": ["test_vectors.py", "test_query.py"],

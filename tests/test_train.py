@@ -406,3 +406,80 @@ def test_train_help_and_usage_errors_do_not_import_numba_or_numpy():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip().splitlines()[-3:] == ["0", "2", "False False"], r.stdout + r.stderr
     assert "--subwords [none|char|bpe]" in r.stdout
+
+
+def test_the_progress_figures():
+    """The running loss is the mean over the chunks finished since the last figure, kept while
+    none has finished ('-' before the first); lr decays linearly to 1e-4 of its start."""
+    from embedkit.wordvec.trainer import postfix, running_loss
+
+    none = np.zeros(2)
+    loss, last = running_loss(np.zeros(2), none, float("nan"))
+    assert np.isnan(loss) and last is none
+    loss, last = running_loss(np.array([6.0, 3.0]), none, loss)
+    assert loss == 2.0 and last.tolist() == [6.0, 3.0]
+    assert running_loss(np.array([6.0, 3.0]), last, 2.0) == (2.0, last)
+    assert running_loss(np.array([10.0, 7.0]), last, 2.0)[0] == 1.0
+    assert postfix(float("nan"), 0, 100, 0.0, 1, 0.05) == "loss=- lr=0.05000 w/s/thread=0"
+    assert postfix(1.23456, 50, 100, 2.0, 2, 0.05) == "loss=1.2346 lr=0.02500 w/s/thread=12"
+    assert postfix(1.0, 100, 100, 1.0, 1, 0.1) == "loss=1.0000 lr=0.00001 w/s/thread=100"
+
+
+def test_library_defaults_keep_case_and_print_nothing(tmp_path, capfd):
+    from embedkit import train
+
+    p = tmp_path / "c.txt"
+    p.write_text("Apple apple Banana banana\n" * 50)
+    v = train(str(p), dim=8, min_count=1, epochs=1)
+    assert v.words == ["Apple", "apple", "Banana", "banana"]
+    fit(topic_corpus(100), small(epochs=1))
+    assert capfd.readouterr().err == ""
+
+
+def test_corpus_names_and_sizes_for_messages_and_the_bar(tmp_path):
+    from embedkit.wordvec.trainer import _corpus_name, _input_size
+
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("x y\n")
+    b.write_text("z\n")
+    assert _corpus_name(a) == str(a) and _corpus_name([a]) == str(a)
+    assert _corpus_name([a, b]) == "corpus" and _corpus_name(iter(["x"])) == "corpus"
+    assert _input_size([a, b]) == 6 and _input_size(a) == 4
+    assert _input_size(["-"]) is None and _input_size(iter(["x y"])) is None
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(Exception, match=r"empty\.txt"):
+        fit(str(tmp_path / "empty.txt"), small())
+
+
+def test_nan_in_the_output_rows_alone_is_divergence(monkeypatch):
+    from embedkit.errors import TrainingError
+    from embedkit.wordvec import trainer
+
+    def poison(sp, vocab, ptr, sub, win, wout, opts, quiet):
+        wout[0, 0] = np.nan
+
+    monkeypatch.setattr(trainer, "_run_epochs", poison)
+    with pytest.raises(TrainingError, match="training diverged"):
+        fit(topic_corpus(50), small())
+
+
+def test_a_failing_worker_stops_the_others(monkeypatch):
+    """An error in one thread's chunk ends the run: the other thread stops taking chunks."""
+    import threading
+
+    from embedkit.wordvec import trainer
+
+    calls = []
+    real = trainer.K.train_chunk
+
+    def chunk(*args):
+        calls.append(threading.get_ident())
+        if len(calls) == 1:
+            raise RuntimeError("disk gone")
+        time.sleep(0.05)
+        return real(*args)
+
+    monkeypatch.setattr(trainer.K, "train_chunk", chunk)
+    with pytest.raises(RuntimeError, match="disk gone"):
+        fit(topic_corpus(1500), small(threads=2, epochs=20))
+    assert len(calls) < 10

@@ -173,6 +173,21 @@ def epoch_order(seed: int, epoch: int, nchunks: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(nchunks)
 
 
+def running_loss(tot: np.ndarray, last: np.ndarray, loss: float) -> tuple[float, np.ndarray]:
+    """The mean loss over the targets of the chunks finished since the last figure (``tot`` and
+    ``last``: summed [loss, targets]); the previous figure while no chunk has finished."""
+    if tot[1] > last[1]:
+        return (tot[0] - last[0]) / (tot[1] - last[1]), tot
+    return loss, last
+
+
+def postfix(loss: float, done: int, total: float, elapsed: float, threads: int, lr: float) -> str:
+    """The bar's figures: running loss, the linearly decaying learning rate, words/s/thread."""
+    rate = done / max(elapsed, 1e-9) / threads
+    now = lr * max(1 - done / total, 1e-4)
+    return f"loss={figure(loss)} lr={now:.5f} w/s/thread={rate:,.0f}"
+
+
 def _run_epochs(sp, vocab: Vocab, ptr, sub, win, wout, opts: TrainOptions, quiet: bool) -> None:
     T = opts.threads
     nchunks = len(sp.chunks) - 1
@@ -234,13 +249,8 @@ def _run_epochs(sp, vocab: Vocab, ptr, sub, win, wout, opts: TrainOptions, quiet
             done = int(progress.sum())
             b.update(done - shown)
             shown = done
-            tot = losses.sum(axis=0)  # updated when a chunk ends: keep the last value between
-            if tot[1] > last[1]:
-                loss = (tot[0] - last[0]) / (tot[1] - last[1])
-                last = tot
-            rate = done / max(time.perf_counter() - start, 1e-9) / T
-            lr = opts.lr * max(1 - done / total, 1e-4)
-            b.set_postfix_str(f"loss={figure(loss)} lr={lr:.5f} w/s/thread={rate:,.0f}",
+            loss, last = running_loss(losses.sum(axis=0), last, loss)
+            b.set_postfix_str(postfix(loss, done, total, time.perf_counter() - start, T, opts.lr),
                               refresh=False)
 
         run_workers(workers, stop, tick)
