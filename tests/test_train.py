@@ -483,3 +483,32 @@ def test_a_failing_worker_stops_the_others(monkeypatch):
     with pytest.raises(RuntimeError, match="disk gone"):
         fit(topic_corpus(1500), small(threads=2, epochs=20))
     assert len(calls) < 10
+
+
+def test_divergence_names_how_far_training_got(monkeypatch):
+    from embedkit.errors import TrainingError
+    from embedkit.wordvec import trainer
+
+    def diverge(tokens, remap, keep, ptr, sub, win, wout, negtab, sig, logsig, sg, window, neg,
+                lr, total, progress, tid, rng, losses, stop):
+        progress[tid] = int(0.6 * total)
+        return trainer.K.DIVERGED
+
+    monkeypatch.setattr(trainer.K, "train_chunk", diverge)
+    with pytest.raises(TrainingError, match=r"after 60% of training"):
+        fit(topic_corpus(200), small())
+
+
+def test_a_spool_that_cannot_be_opened_is_an_error(monkeypatch):
+    from embedkit.wordvec import trainer
+
+    real = os.open
+
+    def refuse(path, flags, *a, **k):
+        if flags == os.O_RDONLY and not os.path.isdir(path):  # the workers' spool readers
+            raise PermissionError(13, "Permission denied")
+        return real(path, flags, *a, **k)
+
+    monkeypatch.setattr(trainer.os, "open", refuse)
+    with pytest.raises(PermissionError):
+        fit(topic_corpus(200), small(threads=2))
