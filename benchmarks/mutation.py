@@ -235,7 +235,9 @@ def _run_tests(tree: Path, tests: list[str], timeout: float, show_failure: bool 
         return "survived"
     if show_failure:
         print(out.decode(errors="replace")[-3000:], file=sys.stderr)
-    if p.returncode in (1, 2, 3):  # tests failed, interrupted (collection error), internal error
+    # tests failed, interrupted (collection error), internal error; or pytest itself killed by a
+    # signal (a mutated kernel reading out of bounds crashes the process: the suite noticed)
+    if p.returncode in (1, 2, 3) or p.returncode < 0:
         return "killed"
     return "error"
 
