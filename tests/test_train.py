@@ -420,6 +420,7 @@ def test_the_progress_figures():
     assert loss == 2.0 and last.tolist() == [6.0, 3.0]
     assert running_loss(np.array([6.0, 3.0]), last, 2.0) == (2.0, last)
     assert running_loss(np.array([10.0, 7.0]), last, 2.0)[0] == 1.0
+    assert running_loss(np.array([6.0, 5.0]), last, 2.0)[0] == 0.0  # new targets at zero loss
     assert postfix(float("nan"), 0, 100, 0.0, 1, 0.05) == "loss=- lr=0.05000 w/s/thread=0"
     assert postfix(1.23456, 50, 100, 2.0, 2, 0.05) == "loss=1.2346 lr=0.02500 w/s/thread=12"
     assert postfix(1.0, 100, 100, 1.0, 1, 0.1) == "loss=1.0000 lr=0.00001 w/s/thread=100"
