@@ -513,3 +513,23 @@ def test_a_spool_that_cannot_be_opened_is_an_error(monkeypatch):
     monkeypatch.setattr(trainer.os, "open", refuse)
     with pytest.raises(PermissionError):
         fit(topic_corpus(200), small(threads=2))
+
+
+def test_divergence_in_one_thread_stops_the_others(monkeypatch):
+    from embedkit.errors import TrainingError
+    from embedkit.wordvec import trainer
+
+    calls = []
+
+    def chunk(tokens, remap, keep, ptr, sub, win, wout, negtab, sig, logsig, sg, window, neg, lr,
+              total, progress, tid, rng, losses, stop):
+        calls.append(tid)
+        if len(calls) == 1:
+            return trainer.K.DIVERGED
+        time.sleep(0.05)
+        return trainer.K.OK
+
+    monkeypatch.setattr(trainer.K, "train_chunk", chunk)
+    with pytest.raises(TrainingError, match="training diverged"):
+        fit(topic_corpus(1500), small(threads=2, epochs=20))
+    assert len(calls) < 10
