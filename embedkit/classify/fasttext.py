@@ -10,8 +10,7 @@ the 1,024-token cut (``MAX_LINE_SIZE``) is in fastText's unsupervised ``getLine`
 hidden vector is the mean of those rows; then softmax, the hierarchical softmax over the label
 Huffman tree (each label's probability is the product along its path), or, for ``ns`` and
 ``ova``, one sigmoid per label from fastText's 512-step table. Probabilities are reported as
-fastText prints them: ``exp(log(p + 1e-5))``. A quantized input matrix stays codes: each row is
-added piece by piece, as fastText does, so loading an ``.ftz`` allocates nothing of rows x dim.
+fastText prints them: ``exp(log(p + 1e-5))``.
 
 fastText does not store its label prefix (``-label``) in the model: labels are stripped of
 ``__label__`` when they all carry it, otherwise of the prefix they share up to its last
@@ -50,7 +49,7 @@ def _pool():
 
 def load(path: str | os.PathLike) -> "FastTextClassifier":
     """A predictor (the ``classify`` protocol) for a supervised fastText ``.bin`` or ``.ftz``."""
-    model = fasttext_bin.parse(path, WordPolicy("keep"), keep_codes=True)
+    model = fasttext_bin.parse(path, WordPolicy("keep"))
     if not model.supervised:
         raise InputError(path, "an unsupervised fastText model (word vectors, no labels): "
                                "expected a supervised one (fasttext supervised)")
@@ -138,7 +137,7 @@ class FastTextClassifier:
         self._out = np.ascontiguousarray(model.output, dtype=np.float32)
         if not (np.isfinite(self._out).all() and np.isfinite(self._scale).all()):
             raise InputError(path, "non-finite value (NaN or inf) in the output matrix")
-        self._inp, self._pq = _input_matrix(model.input, a["dim"])
+        self._inp = model.input
         pruned = model.prune_keys is not None
         self._prune = (pruned, model.prune_keys if pruned else np.zeros(0, np.int64),
                        model.prune_rows if pruned else np.zeros(0, np.int32))
@@ -192,7 +191,7 @@ class FastTextClassifier:
             K.predict_lines(line_ptr[lo:hi + 1], seq, self.model.nwords, nvocab,
                             self._vptr, self._vids, self._vhash, optr, oids, ohash, olabel,
                             max(a["wordNgrams"], 1), a["bucket"], pruned, pkeys, prows,
-                            self._inp, *self._pq, self._out, self._scale, a["loss"], self._table,
+                            self._inp, self._out, self._scale, a["loss"], self._table,
                             self._left, self._right, result[lo:hi])
 
         n = len(texts)
@@ -201,21 +200,6 @@ class FastTextClassifier:
             return
         cuts = [n * t // _WORKERS for t in range(_WORKERS + 1)]  # lines are independent: any
         list(_pool().map(run, cuts[:-1], cuts[1:]))             # split gives the same result
-
-
-def _input_matrix(inp, dim: int) -> tuple[np.ndarray, tuple]:
-    """The kernel's ``inp`` and its quantized arguments (codes, centroids, dsub, norm codes, norm
-    values): a dense matrix with empty codes, or codes with an empty dense matrix."""
-    from ..vectors.formats.fasttext_pq import Quantized
-
-    if not isinstance(inp, Quantized):
-        return inp, (np.zeros((0, 1), np.uint8), np.zeros(0, np.float32), 1,
-                     np.zeros(0, np.uint8), np.zeros(0, np.float32))
-    if inp.norm_codes is None:
-        norms = np.zeros(0, np.uint8), np.zeros(0, np.float32)
-    else:
-        norms = inp.norm_codes, inp.norm_values
-    return np.zeros((0, dim), np.float32), (inp.codes, inp.centroids, inp.dsub, *norms)
 
 
 def _hashes(words: list[str]) -> np.ndarray:

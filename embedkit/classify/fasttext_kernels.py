@@ -5,9 +5,7 @@ fastText sums the input rows of a line into ``hidden`` in float32, in the order 
 dot products with the output rows, summed left to right (its build uses no FMA). Doing the same
 operations in the same order makes the probabilities equal to fastText's to the last bit or two,
 which matters for ``ns``/``ova``: their sigmoid is a 512-step table, so a tiny difference in a dot
-product could move a score to the next step. A quantized (``.ftz``) input row is added piece by
-piece, ``norm * centroid`` per sub-quantizer, as ``QuantMatrix::addToVector`` does: the same
-float32 operations as adding its decoded row.
+product could move a score to the next step.
 """
 from __future__ import annotations
 
@@ -62,24 +60,6 @@ def _add(h, mat, r):
 
 
 @njit(cache=True, inline="always")
-def _add_row(h, inp, codes, centroids, dsub, norm_codes, norm_values, r):
-    """Add input row ``r``: dense (``codes`` empty) or product-quantized (``centroids`` of part
-    m at ``m * 256 * dsub``, each ``min(dsub, dim - m * dsub)`` long; with qnorm, times the
-    row's norm, else times 1 as fastText does)."""
-    if codes.shape[0] == 0:
-        _add(h, inp, r)
-        return
-    dim = h.shape[0]
-    norm = norm_values[norm_codes[r]] if norm_codes.shape[0] else np.float32(1.0)
-    for m in range(codes.shape[1]):
-        lo = m * dsub
-        d = min(dsub, dim - lo)
-        c = m * 256 * dsub + np.int64(codes[r, m]) * d
-        for k in range(d):
-            h[lo + k] += norm * centroids[c + k]
-
-
-@njit(cache=True, inline="always")
 def _pruned_row(keys, rows, b):
     """Row of n-gram bucket ``b`` in a pruned model (binary search), -1 if it was dropped."""
     lo, hi = 0, keys.shape[0]
@@ -96,8 +76,8 @@ def _pruned_row(keys, rows, b):
 
 @njit(cache=True, nogil=True)
 def predict_lines(line_ptr, seq, nwords, nvocab, vptr, vids, vhash, optr, oids, ohash, olabel,
-                  ngrams, bucket, pruned, pkeys, prows, inp, codes, centroids, dsub, norm_codes,
-                  norm_values, out, scale, loss, table, tree_left, tree_right, result):
+                  ngrams, bucket, pruned, pkeys, prows, inp, out, scale, loss, table,
+                  tree_left, tree_right, result):
     """``result[i, j]``: fastText's reported probability of label j for line i.
 
     Tokens ``seq[line_ptr[i]:line_ptr[i+1]]`` are dictionary ids (< ``nvocab``; ids >= ``nwords``
@@ -105,9 +85,7 @@ def predict_lines(line_ptr, seq, nwords, nvocab, vptr, vids, vhash, optr, oids, 
     (bag ``oids[optr[k]:optr[k+1]]``, hash ``ohash[k]``, ``olabel[k]`` = a label-like token).
     Word n-grams hash the tokens' int32 hashes as fastText's ``addWordNgrams`` (sign-extended to
     uint64), modulo ``bucket``, through the ``pruned`` bucket map when there is one. A line
-    without rows gets zeros (fastText predicts nothing for it). The input matrix is ``inp``
-    (float32 [rows, dim]) or, when ``codes`` (uint8 [rows, nsubq]) is not empty, quantized
-    (see ``_add_row``; ``inp`` is then [0, dim], ``norm_codes`` empty without qnorm).
+    without rows gets zeros (fastText predicts nothing for it).
     """
     n = line_ptr.shape[0] - 1
     dim = inp.shape[1]
@@ -129,8 +107,7 @@ def predict_lines(line_ptr, seq, nwords, nvocab, vptr, vids, vhash, optr, oids, 
                 if tok >= nwords:
                     continue
                 for k in range(vptr[tok], vptr[tok + 1]):
-                    _add_row(hidden, inp, codes, centroids, dsub, norm_codes, norm_values,
-                             vids[k])
+                    _add(hidden, inp, vids[k])
                 count += vptr[tok + 1] - vptr[tok]
                 hashes[nh] = vhash[tok]
             else:
@@ -138,8 +115,7 @@ def predict_lines(line_ptr, seq, nwords, nvocab, vptr, vids, vhash, optr, oids, 
                 if olabel[o]:
                     continue
                 for k in range(optr[o], optr[o + 1]):
-                    _add_row(hidden, inp, codes, centroids, dsub, norm_codes, norm_values,
-                             oids[k])
+                    _add(hidden, inp, oids[k])
                 count += optr[o + 1] - optr[o]
                 hashes[nh] = ohash[o]
             nh += 1
@@ -153,8 +129,7 @@ def predict_lines(line_ptr, seq, nwords, nvocab, vptr, vids, vhash, optr, oids, 
                         g = _pruned_row(pkeys, prows, g)
                         if g < 0:
                             continue
-                    _add_row(hidden, inp, codes, centroids, dsub, norm_codes, norm_values,
-                             nwords + g)
+                    _add(hidden, inp, nwords + g)
                     count += 1
         if count == 0:
             result[i, :] = 0.0

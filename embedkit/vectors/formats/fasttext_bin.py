@@ -35,8 +35,7 @@ class FastTextModel:
     args: dict
     words: list[str]
     counts: np.ndarray
-    input: np.ndarray            # [nwords + n-gram rows, dim]; decoded when quantized, unless
-                                 # parse(keep_codes=True): then a fasttext_pq.Quantized
+    input: np.ndarray            # [nwords + n-gram rows, dim]; decoded when quantized
     output: np.ndarray | None    # [nwords, dim] (unsupervised) or [nlabels, dim]
     version: int | None          # None = pre-2017 format
     ntokens: int = 0
@@ -186,12 +185,10 @@ def read(path: str | os.PathLike, policy=None) -> FastTextModel:
     return model
 
 
-def parse(path: str | os.PathLike, policy=None, keep_codes: bool = False) -> FastTextModel:
+def parse(path: str | os.PathLike, policy=None) -> FastTextModel:
     """Parse and check a fastText model file (word vectors are built on first use).
 
     ``policy`` (a ``checks.WordPolicy``) says what to do with words that are not valid UTF-8.
-    ``keep_codes``: a quantized input matrix stays codes (for the classifier, which adds rows
-    piece by piece as fastText does); word vectors need it decoded (the default).
     """
     name = os.fspath(path)
     with opened(name) as f:
@@ -258,9 +255,7 @@ def parse(path: str | os.PathLike, policy=None, keep_codes: bool = False) -> Fas
     if quantized:
         from .fasttext_pq import read_quantized
 
-        inp = read_quantized(r, nrows, args["dim"], "input matrix")
-        if not keep_codes:
-            inp = inp.decode(scaled=True)
+        inp = read_quantized(r, nrows, args["dim"], "input matrix").scaled()
     else:
         if prune >= 0:
             raise InputError(path, "pruned fastText model whose input matrix is not quantized "
@@ -275,7 +270,7 @@ def parse(path: str | os.PathLike, policy=None, keep_codes: bool = False) -> Fas
         from .fasttext_pq import read_quantized
 
         q = read_quantized(r, nout, args["dim"], "output matrix")
-        out, out_norms = q.decode(scaled=False), q.norms()
+        out, out_norms = q.rows, q.norms
     else:
         out = _dense(r, nout, args["dim"], "output matrix")
     if r.pos != size:

@@ -7,11 +7,8 @@ norm codes and a second quantizer of dimension 1 (256 norm values).
 
 Sub-quantizer ``k < nsubq - 1`` keeps its 256 centroids of ``dsub`` values at
 ``centroids[k*256*dsub:]``; the last one's 256 centroids have ``lastdsub`` values each, from the
-same offset. A matrix is kept as fastText keeps it, codes and centroids (the classifier adds a
-row's pieces to its hidden vector directly, as ``QuantMatrix::addToVector`` does, so nothing of
-rows x dim is allocated); ``decode`` gives float32 rows for the word-vector commands, computed
-the way fastText adds them to a vector (``x[j] += norm * c[j]``), so sums of decoded rows are
-bit-identical to fastText's.
+same offset. Rows are decoded once to float32, the way fastText adds them to a vector
+(``x[j] += norm * c[j]``), so sums of decoded rows are bit-identical to fastText's.
 """
 from __future__ import annotations
 
@@ -22,55 +19,25 @@ import numpy as np
 from ...errors import InputError
 
 KSUB = 256
-_BLOCK = 1 << 15  # rows decoded at a time
 
 
 @dataclass
 class Quantized:
-    """A product-quantized matrix: ``codes`` [m, nsubq] index each part's 256 ``centroids``;
-    with qnorm, row i's norm is ``norm_values[norm_codes[i]]``."""
+    """A decoded quantized matrix: ``rows`` [m, n] (centroids, no norm) and per-row ``norms``."""
 
-    codes: np.ndarray                # uint8 [m, nsubq]
-    centroids: np.ndarray            # float32 [dim * 256], laid out as in the module docstring
-    dim: int
-    dsub: int
-    norm_codes: np.ndarray | None    # uint8 [m]; None without qnorm
-    norm_values: np.ndarray | None   # float32 [256]
+    rows: np.ndarray
+    norms: np.ndarray | None  # None without qnorm
 
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.codes.shape[0], self.dim
-
-    def norms(self) -> np.ndarray | None:
-        """float32 [m] per-row norms, None without qnorm."""
-        return None if self.norm_codes is None else self.norm_values[self.norm_codes]
-
-    def decode(self, scaled: bool) -> np.ndarray:
-        """float32 [m, dim] rows: the centroids, times the norm (as fastText adds a row to a
-        vector, ``float32(norm * centroid)``) when ``scaled``."""
-        dsub = self.dsub
-        m, nsubq = self.codes.shape
-        out = np.empty((m, self.dim), np.float32)
-        full = (nsubq - 1) * dsub  # all parts but the last have dsub values: one gather for
-        tables = self.centroids[:full * KSUB].view(f"V{4 * dsub}")  # them, a centroid moved
-        offsets = (np.arange(nsubq - 1, dtype=np.intp) * KSUB)[None, :]  # as one opaque item
-        start, last = full * KSUB, self.dim - full
-        lasts = self.centroids[start:start + KSUB * last].reshape(KSUB, last)
-        norms = self.norms() if scaled else None
-        for lo in range(0, m, _BLOCK):  # blocks of rows bound the gathers' temporaries
-            codes, rows = self.codes[lo:lo + _BLOCK], out[lo:lo + _BLOCK]
-            if full:
-                rows[:, :full] = tables[codes[:, :-1] + offsets].view(np.float32).reshape(-1, full)
-            rows[:, full:] = lasts[codes[:, -1]]
-            if norms is not None:
-                rows *= norms[lo:lo + _BLOCK, None]
-        return out
+    def scaled(self) -> np.ndarray:
+        """Rows as fastText adds them to a vector, float32(norm * centroid) (in place)."""
+        if self.norms is not None:
+            self.rows *= self.norms[:, None]
+            self.norms = None
+        return self.rows
 
 
 def read_quantized(r, rows: int, dim: int, what: str) -> Quantized:
-    """Parse a ``QuantMatrix`` at ``r.pos`` (``r`` is fasttext_bin's reader); checks every field.
-
-    The codes stay views of the (memory-mapped) file: only the centroids are copied."""
+    """Parse a ``QuantMatrix`` at ``r.pos`` (``r`` is fasttext_bin's reader); checks every field."""
     (qnorm,) = r.take("B", what)
     if qnorm > 1:
         raise InputError(r.path, f"corrupt fastText {what}: qnorm flag {qnorm}")
@@ -86,7 +53,15 @@ def read_quantized(r, rows: int, dim: int, what: str) -> Quantized:
         raise InputError(r.path, f"corrupt fastText {what}: quantizer of dimension {pq_dim} with "
                                  f"{nsubq} parts, {codesize} codes for {m} x {dim}")
     codes = codes.reshape(m, nsubq)
-    norm_codes = norm_values = None
+    out = np.empty((m, dim), np.float32)
+    full = (nsubq - 1) * dsub  # all parts but the last have dsub values: one gather for them,
+    if full:                   # a centroid moved as one opaque dsub * 4-byte item
+        tables = centroids[:(nsubq - 1) * KSUB * dsub].view(f"V{4 * dsub}")
+        at = codes[:, :-1] + (np.arange(nsubq - 1, dtype=np.intp) * KSUB)[None, :]
+        out[:, :full] = tables[at].view(np.float32).reshape(m, full)
+    start = (nsubq - 1) * KSUB * dsub
+    out[:, full:] = centroids[start:start + KSUB * lastdsub].reshape(KSUB, lastdsub)[codes[:, -1]]
+    norms = None
     if qnorm:
         if m > len(r.buf) - r.pos:
             raise InputError(r.path, f"truncated fastText file (ends in the {what} norms)")
@@ -96,7 +71,8 @@ def read_quantized(r, rows: int, dim: int, what: str) -> Quantized:
         if (ndim, nsub, ndsub, nlast) != (1, 1, 1, 1):
             raise InputError(r.path, f"corrupt fastText {what}: norm quantizer {ndim}/{nsub}/"
                                      f"{ndsub}/{nlast}, expected 1/1/1/1")
-    return Quantized(codes, centroids, dim, dsub, norm_codes, norm_values)
+        norms = norm_values[norm_codes]
+    return Quantized(out, norms)
 
 
 def _quantizer(r, what: str):
