@@ -265,3 +265,17 @@ def test_train_takes_a_tokdir_path(encoders, tmp_path):
     tok.save(tmp_path / "tok")
     enc = Encoder.train(d / "corpus.txt", tmp_path / "tok", tmp_path / "e", steps=2, **ARCH)
     assert enc.config["vocab"] == mlm.config["vocab"] and enc.tokenizer.to_files() == tok.to_files()
+
+
+def test_generate_stops_after_30_pieces_by_default(encoders, monkeypatch):
+    """A model that never ends the line: the default --tokens is 30 pieces."""
+    _, tok, _, clm = encoders
+    piece = tok.encode(" cat")[0]
+
+    def always(ids, rows, allow_sep=False):
+        p = np.zeros((len(rows), clm.vocab.size))
+        p[:, piece] = 1.0
+        return p
+
+    monkeypatch.setattr(clm, "_probs", always)
+    assert clm.generate("a", temperature=0) == "a" + tok.decode([piece] * 30)
