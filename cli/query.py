@@ -309,9 +309,9 @@ def convert(src, dst, to, quiet):
     """
     import os
     import shutil
-    import tempfile
 
     from embedkit.errors import UsageError
+    from embedkit.io import scratch_dir
 
     if dst == "-":
         to = to or "vec"
@@ -319,7 +319,7 @@ def convert(src, dst, to, quiet):
             raise UsageError("a native model needs a file (it is memory-mapped): give OUT a name")
         vecs = _open(src)
         _warn_dropped(vecs, to, quiet)
-        with tempfile.TemporaryDirectory(prefix="embedkit-convert-") as tmp:
+        with scratch_dir() as tmp:
             path = os.path.join(tmp, "out")
             vecs.save(path, format=to)
             with open(path, "rb") as f:

@@ -194,6 +194,23 @@ def atomic_dir(path: str | os.PathLike, marker: str) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)  # the staging folder holds only what we wrote
 
 
+@contextlib.contextmanager
+def scratch_dir() -> Iterator[Path]:
+    """A private folder for one run's spools, in the system temp folder, removed at the end.
+
+    Named ``.embedkit.PID.XXXX.tmp``, so one left by a killed process (SIGKILL, the OOM killer)
+    is removed by the next embedkit run that needs a scratch folder, as named output temps are.
+    """
+    parent = Path(tempfile.gettempdir())
+    _remove_stale_temps(parent, "embedkit")
+    with signals_held():
+        tmp = Path(tempfile.mkdtemp(prefix=f".embedkit.{os.getpid()}.", suffix=".tmp", dir=parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def check_dir(path: str | os.PathLike, marker: str) -> None:
     """Refuse an output folder embedkit must not write into (see ``atomic_dir``): call it before
     long work so the refusal comes first, not after an hour of training."""

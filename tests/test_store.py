@@ -561,3 +561,24 @@ def test_the_probe_and_pid_checks_answer_false_not_just_falsy(tmp_path, monkeypa
     with atomic_write(tmp_path / "out.txt", "w") as f:
         f.write("named temp")
     assert [x.name for x in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_a_killed_runs_scratch_folder_goes_with_the_next_run(tmp_path, monkeypatch):
+    """Spools live in ``.embedkit.PID.XXXX.tmp`` in the temp folder: removed at the end, and one
+    a SIGKILLed run left (PID gone) is removed when the next run makes its own."""
+    import os
+    import tempfile
+
+    from embedkit.io import scratch_dir
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = tmp_path / ".embedkit.999999999.ab12.tmp"
+    dead.mkdir()
+    (dead / "spool").write_bytes(b"half")
+    other = tmp_path / "embedkit-someone-else"
+    other.mkdir()
+    with scratch_dir() as d:
+        assert d.parent == tmp_path and d.name.startswith(f".embedkit.{os.getpid()}.")
+        assert sorted(x.name for x in tmp_path.iterdir()) == sorted([d.name, other.name])
+        (d / "spool").write_bytes(b"x")
+    assert [x.name for x in tmp_path.iterdir()] == [other.name]

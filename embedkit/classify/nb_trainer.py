@@ -10,15 +10,14 @@ model file is the same for any thread count.
 """
 from __future__ import annotations
 
-import tempfile
 import threading
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from ..errors import InputError, TrainingError
+from ..io import scratch_dir
 from ..progress import bar, run_workers
 from . import nb_kernels as NK
 from .nb import NBClassifier, line_features, outputs
@@ -45,8 +44,8 @@ def fit(paths: list[str], opts: ClassifyOptions, warn: Callable[[str], None] | N
     valid = None
     if opts.valid is not None:
         valid, _ = read_examples([opts.valid], opts.label_prefix, opts.lowercase)
-    with tempfile.TemporaryDirectory(prefix="embedkit-nb-") as tmp:
-        sp, d = read_training(paths, Path(tmp), opts, where, warn)
+    with scratch_dir() as tmp:
+        sp, d = read_training(paths, tmp, opts, where, warn)
         ids = np.fromfile(sp.path, np.int32)
         if sp.handle is not None:
             sp.handle.close()

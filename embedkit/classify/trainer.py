@@ -10,7 +10,6 @@ models.
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 import warnings
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import InputError, TrainingError
+from ..io import scratch_dir
 from ..progress import bar, run_workers
 from ..wordvec.kernels import all_finite, fill_uniform, seed_state
 from . import kernels as K
@@ -83,8 +83,8 @@ def fit(paths: list[str], opts: ClassifyOptions, warn: Callable[[str], None] | N
     pretrained = _load_pretrained(opts) if opts.pretrained_vectors else None
     scheme = make_scheme(opts)
     buckets = opts.effective_buckets()
-    with tempfile.TemporaryDirectory(prefix="embedkit-classify-") as tmp:
-        sp, d = read_training(paths, Path(tmp), opts, where, warn)
+    with scratch_dir() as tmp:
+        sp, d = read_training(paths, tmp, opts, where, warn)
         if len(d.labels) == 1:
             _warn(f"{where}: only one label ({d.labels[0]!r}) in the training data: "
                         "the model will predict it for every line", warn)

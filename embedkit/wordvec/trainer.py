@@ -9,16 +9,15 @@ thread a fixed seed gives bit-identical vectors.
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
 from ..errors import TrainingError
+from ..io import scratch_dir
 from ..progress import bar, figure, run_workers
 from ..subwords import EOS
 from . import kernels as K
@@ -131,12 +130,12 @@ def fit(corpus: Iterable, opts: TrainOptions, quiet: bool = True, counts=None) -
     written are those of the single-node run."""
     opts.validate()
     scheme = make_scheme(opts)
-    with tempfile.TemporaryDirectory(prefix="embedkit-train-") as tmp:
+    with scratch_dir() as tmp:
         where = _corpus_name(corpus)
         known = None if counts is None else build_vocab(counts, opts.min_count, opts.max_vocab,
                                                         where)
         with bar(_input_size(corpus), desc="reading", unit="B", quiet=quiet) as b:
-            sp = spool_corpus(corpus, Path(tmp), opts.lowercase, bar=b,
+            sp = spool_corpus(corpus, tmp, opts.lowercase, bar=b,
                               words=None if known is None else known.words)
         if known is None:
             vocab = build_vocab(sp, opts.min_count, opts.max_vocab, where)
