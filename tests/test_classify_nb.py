@@ -134,6 +134,40 @@ def test_ngram_buckets_hash_as_the_fasttext_style_model(tmp_path):
     assert m.bucket_ids.tolist() == sorted(want)
 
 
+@pytest.mark.parametrize("ngrams,lower", [(2, False), (3, True)])
+def test_prediction_scores_each_distinct_feature_once(tmp_path, ngrams, lower):
+    """Prediction against a plain-Python scorer over the model's own arrays: with 5 buckets,
+    n-grams of unseen words land on stored buckets; repeats count once; unknown columns are
+    skipped; words are lower-cased when the model is."""
+    from embedkit.classify.kernels import word_hashes
+    from embedkit.classify.tables import encoded
+
+    t = tmp_path / "t.txt"
+    t.write_text("__label__a Aa bb cc\n__label__b cc aa dd\n__label__c bb bb ee\n")
+    m = Classifier.train(t, model="nb", word_ngrams=ngrams, buckets=5, lowercase=lower)
+    tests = [["aa", "bb", "aa", "bb"], ["zz", "AA", "qq", "cc"], [], ["qq"], ["ee"] * 3 + ["cc"]]
+    V = len(m.words)
+    col = {w: i for i, w in enumerate(m.words)}
+    stored = {b: V + i for i, b in enumerate(m.bucket_ids.tolist())}
+    v = m.ratio.astype(np.float64) * m.weight
+    want, hits = [], set()
+    for words in tests:
+        words = [w.lower() for w in words] if lower else words
+        h = word_hashes(*encoded(words)).tolist() if words else []
+        feats = {col[w] for w in words if w in col}
+        for a in range(len(words)):
+            x = h[a] % 2**64
+            for b in range(a + 1, min(len(words), a + ngrams)):
+                x = (x * 116049371 + h[b] % 2**64) % 2**64
+                unseen = any(w not in col for w in words[a:b + 1])
+                hits.add((unseen, x % 5 in stored))
+                if x % 5 in stored:
+                    feats.add(stored[x % 5])
+        want.append(m.bias + sum((v[j] for j in feats), np.zeros(len(m.bias))))
+    assert (True, True) in hits and (True, False) in hits  # unseen n-grams: stored or not
+    assert m.decision(tests) == pytest.approx(np.array(want), abs=1e-12)
+
+
 @pytest.mark.parametrize("loss", ["softmax", "ova"])
 def test_multiclass_and_multilabel_match_sklearn(tmp_path, loss):
     labels = ["r", "s", "t"]

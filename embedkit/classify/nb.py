@@ -40,24 +40,6 @@ def outputs(n_labels: int, loss: str) -> int:
     return 1 if n_labels == 2 and loss == "softmax" else n_labels
 
 
-def line_features(names: list[str], line_ptr: np.ndarray, local: np.ndarray,
-                  word_col: np.ndarray, ngrams: int, buckets: int, V: int
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """CSR ``(ptr, raw ids)`` of lines whose words are ``local`` ids into ``names``
-    (``word_col``: each one's column or -1). Raw id: a word's column, or V + n-gram bucket."""
-    from . import nb_kernels as NK
-    from .kernels import word_hashes
-    from .tables import encoded
-
-    hashes = word_hashes(*encoded(names))
-    ptr = np.empty(len(line_ptr), np.int64)
-    m = np.diff(line_ptr)  # a line of m words has at most this many words and n-grams:
-    most = np.where(m >= ngrams, m * ngrams - ngrams * (ngrams - 1) // 2, m * (m + 1) // 2)
-    out = np.empty(max(int(most.sum()), 1), np.int64)
-    nnz = NK.raw_features(line_ptr, local, word_col, hashes, ngrams, buckets, V, ptr, out)
-    return ptr, out[:nnz]
-
-
 class NBClassifier:
     """The trained model; a predictor (``labels``, ``label_style``, ``multilabel``,
     ``lowercase``, ``predict_proba``) with ``Classifier``'s ``predict`` and ``test``."""
@@ -79,6 +61,7 @@ class NBClassifier:
         self.history: list[dict] = []
         self._index = {w: i for i, w in enumerate(words)}
         self._v = self.ratio.astype(np.float64) * self.weight  # what a present feature adds
+        self._lookup: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def multilabel(self) -> bool:
@@ -88,41 +71,31 @@ class NBClassifier:
     def label_prefix(self) -> str:
         return self.settings["label_prefix"]
 
-    def features(self, texts: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
-        """CSR ``(ptr, columns)`` of the texts' features in the model's columns (-1: an n-gram
-        bucket no training line hashed to); words are lower-cased if the model does so."""
-        from .dictionary import _Index
+    def _tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """The words' fastText hashes and the bucket -> column map, built on first use (a
+        model only being trained or saved never needs them)."""
+        if self._lookup is None:
+            from .kernels import word_hashes
+            from .tables import bucket_map, encoded
 
-        flat = [w for t in texts for w in t]
-        if self.lowercase:
-            flat = [w.lower() for w in flat]
-        line_ptr = np.zeros(len(texts) + 1, np.int64)
-        np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)), out=line_ptr[1:])
-        names: list[str] = []
-        table = _Index(names)
-        local = np.fromiter(map(table.__getitem__, flat), np.int64, len(flat))
-        word_col = np.fromiter((self._index.get(w, -1) for w in names), np.int64, len(names))
-        V = len(self.words)
-        s = self.settings
-        ptr, raw = line_features(names, line_ptr, local, word_col, int(s["word_ngrams"]),
-                                 int(s["buckets"]), V)
-        cols = raw.copy()
-        grams = raw >= V
-        if grams.any():
-            b = raw[grams] - V
-            pos = np.searchsorted(self.bucket_ids, b)
-            found = pos < len(self.bucket_ids)
-            found[found] = self.bucket_ids[pos[found]] == b[found]
-            cols[grams] = np.where(found, V + pos, -1)
-        return ptr, cols
+            V = len(self.words)
+            self._lookup = (word_hashes(*encoded(self.words)),
+                            bucket_map(int(self.settings["buckets"]), self.bucket_ids, V))
+        return self._lookup
 
     def decision(self, texts: Sequence[Sequence[str]]) -> np.ndarray:
-        """float64 [n, K]: the one-vs-rest logits (K = 1 for a two-label softmax model)."""
+        """float64 [n, K]: the one-vs-rest logits (K = 1 for a two-label softmax model); words
+        are lower-cased if the model does so."""
         from . import nb_kernels as NK
+        from .kernels import word_hashes
+        from .tables import encoded, token_ids
 
-        ptr, cols = self.features(texts)
+        hashA, bucket_col = self._tables()
+        line_ptr, ids, unknown = token_ids(texts, self._index, self.lowercase, eos=False)
+        hashB = word_hashes(*encoded(unknown)) if unknown else np.zeros(0, np.int64)
         z = np.empty((len(texts), len(self.bias)), np.float64)
-        NK.scores(ptr, cols, self._v, self.bias, z)
+        NK.predict_scores(line_ptr, ids, hashA, hashB, int(self.settings["word_ngrams"]),
+                  int(self.settings["buckets"]), bucket_col, self._v, self.bias, z)
         return z
 
     def predict_proba(self, texts: Sequence[Sequence[str]]) -> np.ndarray:

@@ -94,14 +94,60 @@ def logistic(ptr, idx, v, b, y, resid, colsum):
 
 
 @njit(cache=True, nogil=True)
+def predict_scores(line_ptr, ids, hashA, hashB, ngrams, buckets, bucket_col, v, bias, out):
+    """out[i, c] = bias[c] + the sum of v[j, c] over line i's distinct feature columns j, in
+    the order they first occur. ``ids``: a word's column (< V =
+    len(hashA)) or V + its place among the batch's unknown words (``hashB``: their hashes; they
+    are no feature but take part in n-grams); an n-gram's column is ``bucket_col[bucket]`` (-1:
+    no training line hashed to it, skipped). A line's features are de-duplicated by marking."""
+    K = bias.shape[0]
+    V = hashA.shape[0]
+    seen = np.zeros(v.shape[0], np.bool_)
+    buf = np.empty(256, np.int64)
+    for i in range(line_ptr.shape[0] - 1):
+        a0, a1 = line_ptr[i], line_ptr[i + 1]
+        m = 0
+        for a in range(a0, a1):
+            if m + ngrams > buf.shape[0]:
+                grown = np.empty(2 * (m + ngrams), np.int64)
+                grown[:m] = buf[:m]
+                buf = grown
+            t = ids[a]
+            if t < V:
+                if not seen[t]:
+                    seen[t] = True
+                    buf[m] = t
+                    m += 1
+                h = np.uint64(hashA[t])
+            else:
+                h = np.uint64(hashB[t - V])
+            if ngrams > 1 and buckets > 0:
+                for b in range(a + 1, min(a1, a + ngrams)):
+                    u = ids[b]
+                    h = _ngram_step(h, hashA[u] if u < V else hashB[u - V])
+                    j = bucket_col[np.int64(h % np.uint64(buckets))]
+                    if j >= 0 and not seen[j]:
+                        seen[j] = True
+                        buf[m] = j
+                        m += 1
+        for c in range(K):
+            out[i, c] = bias[c]
+        for q in range(m):
+            j = buf[q]
+            seen[j] = False
+            for c in range(K):
+                out[i, c] += v[j, c]
+
+
+@njit(cache=True, nogil=True)
 def scores(ptr, idx, v, bias, out):
-    """out[i, c] = bias[c] + sum of v[j, c] over line i's features j (j < 0: unknown, skipped)."""
+    """out[i, c] = bias[c] + sum of v[j, c] over CSR line i's feature columns j (cross-validation
+    scores lines already turned into features)."""
     K = bias.shape[0]
     for i in range(ptr.shape[0] - 1):
         for c in range(K):
             out[i, c] = bias[c]
         for k in range(ptr[i], ptr[i + 1]):
             j = idx[k]
-            if j >= 0:
-                for c in range(K):
-                    out[i, c] += v[j, c]
+            for c in range(K):
+                out[i, c] += v[j, c]

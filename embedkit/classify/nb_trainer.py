@@ -20,7 +20,7 @@ from ..errors import InputError, TrainingError
 from ..io import scratch_dir
 from ..progress import bar, run_workers
 from . import nb_kernels as NK
-from .nb import NBClassifier, line_features, outputs
+from .nb import NBClassifier, outputs
 from .options import ClassifyOptions
 
 TOL = 1e-6  # max |gradient| of objective / (C n) at which L-BFGS stops
@@ -93,6 +93,23 @@ def fit(paths: list[str], opts: ClassifyOptions, warn: Callable[[str], None] | N
     if on_epoch is not None:
         on_epoch(rec)
     return model
+
+
+def line_features(names: list[str], line_ptr: np.ndarray, local: np.ndarray,
+                  word_col: np.ndarray, ngrams: int, buckets: int, V: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """CSR ``(ptr, raw ids)`` of lines whose words are ``local`` ids into ``names``
+    (``word_col``: each one's column or -1). Raw id: a word's column, or V + n-gram bucket."""
+    from .kernels import word_hashes
+    from .tables import encoded
+
+    hashes = word_hashes(*encoded(names))
+    ptr = np.empty(len(line_ptr), np.int64)
+    m = np.diff(line_ptr)  # a line of m words has at most this many words and n-grams:
+    most = np.where(m >= ngrams, m * ngrams - ngrams * (ngrams - 1) // 2, m * (m + 1) // 2)
+    out = np.empty(max(int(most.sum()), 1), np.int64)
+    nnz = NK.raw_features(line_ptr, local, word_col, hashes, ngrams, buckets, V, ptr, out)
+    return ptr, out[:nnz]
 
 
 def _without_eos(d) -> tuple[list[str], np.ndarray]:

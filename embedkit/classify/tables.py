@@ -135,6 +135,29 @@ def bucket_map(buckets: int, bucket_ids: np.ndarray, first_row: int) -> np.ndarr
     return m
 
 
+def token_ids(texts: Sequence[Sequence[str]], index: dict, lowercase: bool, eos: bool
+              ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A batch as CSR ``(line_ptr, ids)``: a known word is its ``index`` id, an unknown one
+    ``len(index)`` + its place in ``unknown`` (returned third, first-seen order); ``eos``
+    appends ``</s>`` to every line (fastText's supervised lines end with it)."""
+    flat: list[str] = []
+    extend, append = flat.extend, flat.append
+    for t in texts:
+        extend(t)
+        if eos:
+            append(EOS)
+    if lowercase:
+        flat = [w.lower() for w in flat]  # </s> stays </s>
+    line_ptr = np.zeros(len(texts) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)) + int(eos), out=line_ptr[1:])
+    ids = np.fromiter(map(index.get, flat, repeat(-1)), dtype=np.int64, count=len(flat))
+    unknown: dict[str, int] = {}
+    V = len(index)
+    for j in np.flatnonzero(ids < 0).tolist():
+        ids[j] = V + unknown.setdefault(flat[j], len(unknown))
+    return line_ptr, ids, list(unknown)
+
+
 class Tables:
     """Everything ``predict_proba`` needs beside the matrices, built once per loaded model."""
 
@@ -170,21 +193,7 @@ class Tables:
         """float32 [n, L]; each text is a list of words, ``</s>`` is appended as in training."""
         from . import kernels as K
 
-        flat: list[str] = []
-        extend, append = flat.extend, flat.append
-        for t in texts:
-            extend(t)
-            append(EOS)
-        if self.parts.lowercase:
-            flat = [w.lower() for w in flat]  # </s> stays </s>
-        line_ptr = np.zeros(len(texts) + 1, np.int64)
-        np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)) + 1, out=line_ptr[1:])
-        ids = np.fromiter(map(self.index.get, flat, repeat(-1)), dtype=np.int64, count=len(flat))
-        miss = np.flatnonzero(ids < 0)
-        oov: dict[str, int] = {}
-        for j in miss.tolist():
-            ids[j] = self.V + oov.setdefault(flat[j], len(oov))
-        oov_words = list(oov)
+        line_ptr, ids, oov_words = token_ids(texts, self.index, self.parts.lowercase, eos=True)
         if oov_words:
             data, offsets = encoded(oov_words)
             hashB = K.word_hashes(data, offsets)
