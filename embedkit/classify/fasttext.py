@@ -203,9 +203,8 @@ class FastTextClassifier:
 
 
 def _hashes(words: list[str]) -> np.ndarray:
-    from . import fasttext_kernels as K
+    """fastText's hash of each word (its UTF-8 bytes, as the dictionary stores them)."""
+    from .kernels import word_hashes
+    from .tables import encoded
 
-    enc = [w.encode("utf-8", "surrogateescape") for w in words]
-    offsets = np.zeros(len(enc) + 1, np.int64)
-    np.cumsum([len(e) for e in enc], out=offsets[1:])
-    return K.word_hashes(np.frombuffer(b"".join(enc), np.uint8), offsets)
+    return word_hashes(*encoded(words))

@@ -14,8 +14,6 @@ import math
 import numpy as np
 from numba import njit
 
-from .kernels import word_hashes  # noqa: F401  (fastText's word hash, shared with training)
-
 SOFTMAX, HS, NS, OVA = 3, 1, 2, 4
 _LOG_EPS = 1e-5
 
