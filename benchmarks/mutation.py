@@ -52,6 +52,8 @@ MODULES: dict[str, list[str]] = {
                       "test_promises.py::test_generate_conditions_on_the_last_max_len_pieces"],
     "corpus": ["test_corpus.py", "test_train.py"],
     "io": ["test_store.py", "test_safety.py", "test_interrupts.py"],
+    "classify/nb": ["test_classify_nb.py"],
+    "classify/nb_kernels": ["test_classify_nb.py"],
 }
 
 _COMPARE_SWAP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,

@@ -134,38 +134,60 @@ def test_ngram_buckets_hash_as_the_fasttext_style_model(tmp_path):
     assert m.bucket_ids.tolist() == sorted(want)
 
 
-@pytest.mark.parametrize("ngrams,lower", [(2, False), (3, True)])
-def test_prediction_scores_each_distinct_feature_once(tmp_path, ngrams, lower):
-    """Prediction against a plain-Python scorer over the model's own arrays: with 5 buckets,
-    n-grams of unseen words land on stored buckets; repeats count once; unknown columns are
-    skipped; words are lower-cased when the model is."""
+def plain_scores(m, tests):
+    """The logits of ``tests`` in plain Python from the model's own arrays (each distinct word
+    and stored n-gram bucket once), and the (unseen word in the n-gram, bucket stored) pairs met."""
     from embedkit.classify.kernels import word_hashes
     from embedkit.classify.tables import encoded
 
-    t = tmp_path / "t.txt"
-    t.write_text("__label__a Aa bb cc\n__label__b cc aa dd\n__label__c bb bb ee\n")
-    m = Classifier.train(t, model="nb", word_ngrams=ngrams, buckets=5, lowercase=lower)
-    tests = [["aa", "bb", "aa", "bb"], ["zz", "AA", "qq", "cc"], [], ["qq"], ["ee"] * 3 + ["cc"]]
-    V = len(m.words)
+    V, n, buckets = len(m.words), int(m.settings["word_ngrams"]), int(m.settings["buckets"])
     col = {w: i for i, w in enumerate(m.words)}
     stored = {b: V + i for i, b in enumerate(m.bucket_ids.tolist())}
     v = m.ratio.astype(np.float64) * m.weight
     want, hits = [], set()
     for words in tests:
-        words = [w.lower() for w in words] if lower else words
+        words = [w.lower() for w in words] if m.lowercase else words
         h = word_hashes(*encoded(words)).tolist() if words else []
         feats = {col[w] for w in words if w in col}
         for a in range(len(words)):
             x = h[a] % 2**64
-            for b in range(a + 1, min(len(words), a + ngrams)):
+            for b in range(a + 1, min(len(words), a + n)):
                 x = (x * 116049371 + h[b] % 2**64) % 2**64
-                unseen = any(w not in col for w in words[a:b + 1])
-                hits.add((unseen, x % 5 in stored))
-                if x % 5 in stored:
-                    feats.add(stored[x % 5])
+                hits.add((any(w not in col for w in words[a:b + 1]), x % buckets in stored))
+                if x % buckets in stored:
+                    feats.add(stored[x % buckets])
         want.append(m.bias + sum((v[j] for j in feats), np.zeros(len(m.bias))))
+    return np.array(want), hits
+
+
+@pytest.mark.parametrize("ngrams,lower,buckets", [(2, False, 5), (3, True, 5), (2, False, 11)])
+def test_prediction_scores_each_distinct_feature_once(tmp_path, ngrams, lower, buckets):
+    """Prediction against the plain-Python scorer: with few buckets, n-grams of unseen words land
+    on stored buckets; repeats count once; unknown columns are skipped; words are lower-cased
+    when the model is; the batch's first unseen word (``zz``) also ends an n-gram."""
+    t = tmp_path / "t.txt"
+    t.write_text("__label__a Aa bb cc\n__label__b cc aa dd\n__label__c bb bb ee\n")
+    m = Classifier.train(t, model="nb", word_ngrams=ngrams, buckets=buckets, lowercase=lower)
+    tests = [["aa", "zz", "bb"], ["aa", "bb", "aa", "bb"], ["zz", "AA", "qq", "cc"], [], ["qq"],
+             ["ee"] * 3 + ["cc"], ["cc", "qq", "zz", "yy", "bb"]]
+    want, hits = plain_scores(m, tests)
     assert (True, True) in hits and (True, False) in hits  # unseen n-grams: stored or not
-    assert m.decision(tests) == pytest.approx(np.array(want), abs=1e-12)
+    assert m.decision(tests) == pytest.approx(want, abs=1e-12)
+
+
+def test_prediction_of_a_line_with_more_features_than_the_first_buffer(tmp_path):
+    """A line of ~600 distinct known words (the kernel starts with room for 256 features) scores
+    as the plain-Python scorer says, and so do the lines after it."""
+    rng = random.Random(5)
+    words = [f"w{i}" for i in range(600)]
+    t = tmp_path / "t.txt"
+    t.write_text("".join(f"__label__{'ab'[i % 2]} {' '.join(rng.sample(words, 8))}\n"
+                         for i in range(400)))
+    m = Classifier.train(t, model="nb", word_ngrams=2, buckets=BIG)
+    tests = [words, ["w1", "w2"], list(reversed(words))[:300]]
+    assert len(m.words) > 580
+    want, _ = plain_scores(m, tests)
+    assert m.decision(tests) == pytest.approx(want, abs=1e-9)
 
 
 @pytest.mark.parametrize("loss", ["softmax", "ova"])
