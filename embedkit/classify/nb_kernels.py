@@ -4,7 +4,9 @@ Lines are CSR: ``line_ptr`` into ``words`` (ids into a word table with ``word_co
 feature column or -1, and ``hashes`` = its fastText hash). A line's features are its words and
 its word n-grams (2..ngrams) hashed as the fastText-style model hashes them
 (``kernels._ngram_step``, bucket = hash % buckets, raw id ``V + bucket``), each counted once
-(binarized): ``raw_features`` sorts and de-duplicates per line.
+(binarized): ``raw_features`` sorts and de-duplicates per line for training. Prediction
+(``predict_scores``) skips the CSR: it maps a batch's token ids straight to columns through the
+model's bucket -> column map and de-duplicates by marking, so nothing per batch is sorted.
 
 Serial and without fastmath on purpose: every sum runs in one fixed order, so a model is
 bit-identical whatever ``--threads`` is (threads only run separate one-vs-rest problems).
