@@ -165,10 +165,10 @@ class FinetunedClassifier:
 
     def predict_proba(self, texts) -> np.ndarray:
         """Per line (a list of words) the softmax probability of each label: float32 [n, K]."""
+        from .logreg import probabilities
+
         z = self.logits_of_ids(self.piece_ids(texts)[0]).astype(np.float64)
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+        return probabilities(z, False).astype(np.float32)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The store arrays of MODEL: encoder parameters as ``p.<name>``, then the head."""

@@ -47,7 +47,7 @@ def loss_and_grad(theta: np.ndarray, x: np.ndarray, y: np.ndarray, n_classes: in
         z = z[:, 0]
         yf = (y == 1).astype(np.float64)
         loss = float(np.sum(np.logaddexp(0.0, z) - yf * z)) / n
-        g = (_sigmoid(z) - yf)[:, None] / n                                # [n, 1]
+        g = (sigmoid(z) - yf)[:, None] / n                                # [n, 1]
     else:
         zmax = z.max(axis=1, keepdims=True)
         e = np.exp(z - zmax)
@@ -65,7 +65,7 @@ def loss_and_grad(theta: np.ndarray, x: np.ndarray, y: np.ndarray, n_classes: in
 def binary_hessian(theta: np.ndarray, x: np.ndarray, c: float) -> np.ndarray:
     """[D+1, D+1] Hessian of the two-class objective / (C n) at ``theta`` = [w (D), b]."""
     n, d = x.shape
-    s = _sigmoid(x @ theta[:d] + theta[d])
+    s = sigmoid(x @ theta[:d] + theta[d])
     s *= (1.0 - s) / n                                                     # [n]
     h = np.empty((d + 1, d + 1))
     h[:d, :d] = x.T @ (x * s[:, None])
@@ -120,8 +120,19 @@ def _check_finite(f: float, g: np.ndarray) -> None:
                             "the features hold NaN or inf")
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-z)) without overflow for large |z|."""
     return np.exp(-np.logaddexp(0.0, -z))
+
+
+def probabilities(z: np.ndarray, binary: bool) -> np.ndarray:
+    """Label probabilities from scores [n, K]: ``binary``, K = 1 is the second label's logit;
+    else a softmax over each row."""
+    if binary:
+        p1 = sigmoid(z[:, 0])
+        return np.stack([1.0 - p1, p1], axis=1)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def lbfgs(fg, theta: np.ndarray, tol: float = TOL, max_iter: int = MAX_ITER,
@@ -223,13 +234,7 @@ class LogReg:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """[n, D] -> [n, n_classes] probabilities."""
-        z = self.decision(x)
-        if self.n_classes == 2:
-            p1 = _sigmoid(z[:, 0])
-            return np.stack([1.0 - p1, p1], axis=1)
-        z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        return probabilities(self.decision(x), self.n_classes == 2)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """[n, D] -> [n] label indices (ties to the smaller index)."""

@@ -146,12 +146,13 @@ class Classifier:
         """``train`` with a ready ``options.ClassifyOptions`` (what the CLI builds)."""
         from .trainer import fit
 
-        paths = [train] if isinstance(train, (str, os.PathLike)) else list(train)
+        paths = [os.fspath(p) for p in
+                 ([train] if isinstance(train, (str, os.PathLike)) else list(train))]
         if opts.validate().model == "nb":
             from .nb_trainer import fit as fit_nb
 
-            return fit_nb([os.fspath(p) for p in paths], opts, warn=warn, on_epoch=on_epoch)
-        result = fit([os.fspath(p) for p in paths], opts.validate(), warn=warn, on_epoch=on_epoch)
+            return fit_nb(paths, opts, warn=warn, on_epoch=on_epoch)
+        result = fit(paths, opts, warn=warn, on_epoch=on_epoch)
         model = cls(result.parts)
         model.history = result.history
         return model

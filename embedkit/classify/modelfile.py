@@ -64,13 +64,9 @@ def read_model(path: str) -> Parts:
     V, L, D = len(words), len(labels), s["dim"]
     P = scheme.size if scheme is not None and scheme.kind == "bpe" else 0
     ids = check_bucket_ids(arrays["bucket_ids"], s["buckets"], bad)
-    expect = {"input": ((V + P + len(ids), D), np.float32), "output": ((L, D), np.float32),
-              "word_counts": ((V,), np.int64), "label_counts": ((L,), np.int64)}
-    for name, (shape, dtype) in expect.items():
-        a = arrays[name]
-        if a.shape != shape or a.dtype != dtype:
-            raise bad(name, f"{a.dtype.name} {list(a.shape)}, expected {np.dtype(dtype).name} "
-                            f"{list(shape)}")
+    check_arrays(arrays, {"input": ((V + P + len(ids), D), np.float32),
+                          "output": ((L, D), np.float32), "word_counts": ((V,), np.int64),
+                          "label_counts": ((L,), np.int64)}, bad)
     if s["loss"] == "hs":
         tree = huffman(np.asarray(arrays["label_counts"]))
         for name, want in zip(("hs_ptr", "hs_node", "hs_code"), tree):
@@ -97,6 +93,15 @@ def check_vocabulary(meta: dict, bad) -> tuple[list, list]:
     if not isinstance(meta.get("lowercase"), bool):
         raise bad("lowercase", "expected true or false")
     return words, labels
+
+
+def check_arrays(arrays: dict, expect: dict, bad) -> None:
+    """Each named array (present: checked before) has the expected ``(shape, dtype)``."""
+    for name, (shape, dtype) in expect.items():
+        a = arrays[name]
+        if a.shape != shape or a.dtype != dtype:
+            raise bad(name, f"{a.dtype.name} {list(a.shape)}, expected {np.dtype(dtype).name} "
+                            f"{list(shape)}")
 
 
 def check_bucket_ids(ids, buckets: int, bad):

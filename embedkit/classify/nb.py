@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import InputError
 from ..store import read_store, write_store
 from .model import Classifier
-from .modelfile import check_bucket_ids, check_vocabulary
+from .modelfile import check_arrays, check_bucket_ids, check_vocabulary
 
 KIND = "nb-classifier"
 FORMAT = 1
@@ -95,21 +95,18 @@ class NBClassifier:
         hashB = word_hashes(*encoded(unknown)) if unknown else np.zeros(0, np.int64)
         z = np.empty((len(texts), len(self.bias)), np.float64)
         NK.predict_scores(line_ptr, ids, hashA, hashB, int(self.settings["word_ngrams"]),
-                  int(self.settings["buckets"]), bucket_col, self._v, self.bias, z)
+                          int(self.settings["buckets"]), bucket_col, self._v, self.bias, z)
         return z
 
     def predict_proba(self, texts: Sequence[Sequence[str]]) -> np.ndarray:
         """float32 [n, labels]: sigmoid (two labels), softmax over the one-vs-rest logits
         (``softmax``) or independent sigmoids (``ova``)."""
+        from .logreg import probabilities, sigmoid
+
         z = self.decision(texts)
-        if len(self.labels) == 2 and z.shape[1] == 1:
-            p1 = _sigmoid(z[:, 0])
-            return np.stack([1.0 - p1, p1], axis=1).astype(np.float32)
         if self.multilabel:
-            return _sigmoid(z).astype(np.float32)
-        z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+            return sigmoid(z).astype(np.float32)
+        return probabilities(z, len(self.labels) == 2 and z.shape[1] == 1).astype(np.float32)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the model file atomically (an embedkit store of kind ``"nb-classifier"``)."""
@@ -123,10 +120,6 @@ class NBClassifier:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "NBClassifier":
         return _read(os.fspath(path))
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return np.exp(-np.logaddexp(0.0, -z))
 
 
 def _read(path: str) -> NBClassifier:
@@ -159,14 +152,11 @@ def _read(path: str) -> NBClassifier:
             raise bad(name, "missing")
     ids = check_bucket_ids(arrays["bucket_ids"], b, bad)
     F, K = len(words) + len(ids), outputs(len(labels), s["loss"])
-    expect = {"ratio": ((F, K), np.float32), "weight": ((F, K), np.float32),
-              "bias": ((K,), np.float64), "label_counts": ((len(labels),), np.int64)}
-    for name, (shape, dtype) in expect.items():
-        a = arrays[name]
-        if a.shape != shape or a.dtype != dtype:
-            raise bad(name, f"{a.dtype.name} {list(a.shape)}, expected {np.dtype(dtype).name} "
-                            f"{list(shape)}")
-        if name != "label_counts" and not np.isfinite(a).all():
+    check_arrays(arrays, {"ratio": ((F, K), np.float32), "weight": ((F, K), np.float32),
+                          "bias": ((K,), np.float64), "label_counts": ((len(labels),), np.int64)},
+                 bad)
+    for name in ("ratio", "weight", "bias"):
+        if not np.isfinite(arrays[name]).all():
             raise bad(name, "holds NaN or inf")
     if np.any(arrays["label_counts"] < 0):
         raise bad("label_counts", "negative")

@@ -11,11 +11,11 @@ model file is the same for any thread count.
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
 from typing import Callable
 
 import numpy as np
 
+from ..encoder.threads import one_blas_thread
 from ..errors import InputError, TrainingError
 from ..io import scratch_dir
 from ..progress import bar, run_workers
@@ -37,7 +37,7 @@ def fit(paths: list[str], opts: ClassifyOptions, warn: Callable[[str], None] | N
     """Train on ``paths`` (``-`` = stdin); ``warn`` receives warning lines, ``on_epoch`` the one
     record of the fit (objective, L-BFGS iterations, validation accuracy)."""
     from .data import read_examples
-    from .trainer import _warn, read_training
+    from .trainer import read_training
 
     opts.validate()
     where = paths[0] if len(paths) == 1 else ", ".join(paths)
@@ -49,9 +49,6 @@ def fit(paths: list[str], opts: ClassifyOptions, warn: Callable[[str], None] | N
         ids = np.fromfile(sp.path, np.int32)
         if sp.handle is not None:
             sp.handle.close()
-    if len(d.labels) == 1:
-        _warn(f"{where}: only one label ({d.labels[0]!r}) in the training data: "
-              "the model will predict it for every line", warn)
     words, word_col = _without_eos(d)
     V = len(words)
     buckets = opts.effective_buckets()
@@ -227,7 +224,7 @@ def _solve_all(ptr, cols, line_labels, classes, F, threads: int, c: float, quiet
             stop[0] = 1
 
     T = min(threads, len(classes))
-    with _one_blas_thread(), bar(len(classes), desc="fitting nb", unit="problem",
+    with one_blas_thread(), bar(len(classes), desc="fitting nb", unit="problem",
                                  quiet=quiet) as b:
         if T == 1:
             for j in range(len(classes)):
@@ -239,24 +236,6 @@ def _solve_all(ptr, cols, line_labels, classes, F, threads: int, c: float, quiet
     if errors:
         raise errors[0]
     return results
-
-
-@contextmanager
-def _one_blas_thread():
-    """L-BFGS's vector products on one OpenBLAS thread: threaded ``ddot`` sums in an order that
-    depends on the machine's thread count (the model must not), and on a busy machine its
-    threads spin against each other (10x slower measured on 2 shared cores)."""
-    from ..encoder.threads import _openblas
-
-    setter, getter = _openblas("set"), _openblas("get")
-    before = getter() if getter is not None else None
-    if setter is not None:
-        setter(1)
-    try:
-        yield
-    finally:
-        if setter is not None and before is not None:
-            setter(before)
 
 
 def _solve(ptr, cols, y, total, c: float, stop):

@@ -57,7 +57,8 @@ def _warn(msg: str, sink: Callable[[str], None] | None) -> None:
 
 
 def read_training(paths: list[str], tmp: Path, opts: ClassifyOptions, where: str, warn):
-    """Spool the labelled lines into ``tmp`` (skipped lines reported) and build the dictionary."""
+    """Spool the labelled lines into ``tmp`` and build the dictionary; skipped lines and a
+    single label class are reported to ``warn``."""
     from .data import Reader
 
     reader = Reader(opts.label_prefix, opts.lowercase)
@@ -66,7 +67,11 @@ def read_training(paths: list[str], tmp: Path, opts: ClassifyOptions, where: str
     msg = reader.skipped_message()
     if msg:
         _warn(msg, warn)
-    return sp, build(sp, opts.min_count, opts.min_count_label, where)
+    d = build(sp, opts.min_count, opts.min_count_label, where)
+    if len(d.labels) == 1:
+        _warn(f"{where}: only one label ({d.labels[0]!r}) in the training data: "
+              "the model will predict it for every line", warn)
+    return sp, d
 
 
 def fit(paths: list[str], opts: ClassifyOptions, warn: Callable[[str], None] | None = None,
@@ -85,9 +90,6 @@ def fit(paths: list[str], opts: ClassifyOptions, warn: Callable[[str], None] | N
     buckets = opts.effective_buckets()
     with scratch_dir() as tmp:
         sp, d = read_training(paths, tmp, opts, where, warn)
-        if len(d.labels) == 1:
-            _warn(f"{where}: only one label ({d.labels[0]!r}) in the training data: "
-                        "the model will predict it for every line", warn)
         data, offsets = encoded(sp.words)
         hashes = K.word_hashes(data, offsets)
         sptr, sids = subword_buckets(scheme, sp.words)

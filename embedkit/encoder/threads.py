@@ -13,6 +13,7 @@ Numba's count changes.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import glob
 import os
@@ -65,6 +66,21 @@ def set_threads(threads: int | None) -> None:
         setter(threads)
 
 
+@contextlib.contextmanager
+def one_blas_thread():
+    """OpenBLAS on one thread inside the block, its previous count back after: for threads that
+    each run their own BLAS calls, and for sums that must not depend on the machine's count."""
+    setter, getter = _openblas("set"), _openblas("get")
+    before = getter() if getter is not None else None
+    if setter is not None:
+        setter(1)
+    try:
+        yield
+    finally:
+        if setter is not None and before is not None:
+            setter(before)
+
+
 def workers() -> int:
     """Chunks a batch is cut into: Numba's thread count on the calling thread (1 in a worker)."""
     import numba
@@ -91,14 +107,7 @@ def map_chunks(fn, n: int) -> list:
     if k <= 1:
         return [fn(0, n)]
     bounds = [n * i // k for i in range(k + 1)]
-    setter, getter = _openblas("set"), _openblas("get")
-    before = getter() if getter is not None else None
-    if setter is not None:
-        setter(1)
-    try:
+    with one_blas_thread():
         pool = _pool(k)
         futures = [pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(k)]
         return [f.result() for f in futures]
-    finally:
-        if setter is not None and before is not None:
-            setter(before)
