@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from embedkit.cli import main
+from cli_run import main_ok, one_error
 
 from test_classify import separable
 
@@ -25,13 +26,6 @@ def run(args, capsys, stdin=None, monkeypatch=None):
     return e.value.code, out, err
 
 
-def one_error(code, err):
-    assert code == 2
-    lines = [ln for ln in err.splitlines() if ln.strip() and "\r" not in ln]
-    assert len(lines) == 1 and lines[0].startswith("embedkit: error: "), err
-    return lines[0]
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli")
@@ -41,14 +35,6 @@ def data(tmp_path_factory):
     assert main_ok(["classify", "train", str(train), "-o", str(model), "--epochs", "5",
                     "--lr", "0.5", "--dim", "16", "--word-ngrams", "2", "--buckets", "5000", "-q"])
     return d, train, test, model
-
-
-def main_ok(args):
-    try:
-        main(args)
-    except SystemExit as e:
-        return e.code == 0
-    return True
 
 
 def test_train_test_predict(data, capsys, monkeypatch):

@@ -17,24 +17,11 @@ from embedkit.classify.nb import NBClassifier
 from embedkit.cli import main
 from embedkit.errors import InputError, UsageError
 from embedkit.store import read_store, write_store
+from cli_run import main_ok, one_error, run
 
 sklearn = pytest.importorskip("sklearn.linear_model")
 
 BIG = 2**30 - 1  # buckets: n-gram collisions among a few hundred bigrams are then ~impossible
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(args)
-    out, err = capsys.readouterr()
-    return e.value.code, out, err
-
-
-def one_error(code, err):
-    assert code == 2
-    lines = [ln for ln in err.splitlines() if ln.strip() and "\r" not in ln]
-    assert len(lines) == 1 and lines[0].startswith("embedkit: error: "), err
-    return lines[0]
 
 
 def corpus(path, n, labels, seed, multi=False):
@@ -272,14 +259,6 @@ def test_identical_files_whatever_threads(trained, tmp_path):
                         "--threads", threads, "-q"])
         digests.add(hashlib.sha256(out.read_bytes()).hexdigest())
     assert len(digests) == 1
-
-
-def main_ok(args):
-    try:
-        main(args)
-    except SystemExit as e:
-        return e.code == 0
-    return True
 
 
 @pytest.mark.parametrize("extra,needle", [

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import pytest
 
-from embedkit.cli import main
+from cli_run import run
 
 
 class Case(NamedTuple):
@@ -76,13 +76,6 @@ def argv(case: Case, files, tag: str, *extra) -> list[str]:
     d, paths = files
     new = str(d / f"out-{case.command.replace(' ', '-')}-{tag}")
     return [*case.command.split(), *(a.format(new=new, **paths) for a in case.args), *extra]
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(args)
-    out, err = capsys.readouterr()
-    return e.value.code, out, err
 
 
 def _no_constants(token):

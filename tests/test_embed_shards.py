@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from embedkit import Encoder
 from embedkit.bpe.model import BPETokenizer
-from embedkit.cli import main
+from cli_run import run
 
 HAVE_DASK = importlib.util.find_spec("distributed") is not None
 needs_dask = pytest.mark.skipif(not HAVE_DASK, reason="Dask is not installed: pip install -e '.[dask]'")
@@ -40,13 +40,6 @@ def enc(tmp_path_factory):
     (d / "corpus.txt").write_text("\n".join(SENTENCES * 20) + "\n", encoding="utf-8")
     Encoder.train(d / "corpus.txt", BPETokenizer.train(SENTENCES * 20, 280), d / "enc", **TINY)
     return d / "enc"
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
 
 
 def shards(folder: Path, lines: list[str], cuts) -> list[Path]:

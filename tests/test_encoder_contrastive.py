@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from embedkit.bpe.model import BPETokenizer
-from embedkit.cli import main
 from embedkit.encoder import checkpoint, contrastive as C, network as N, trainer
 from embedkit.encoder.data import Streams
 from embedkit.encoder.model import Encoder
 from embedkit.encoder.pairs import PairSource, pad_pairs
 from embedkit.errors import TrainingError
 from embedkit.store import read_store
+from cli_run import run
 
 from test_encoder_layers import assert_close, numgrad
 
@@ -45,13 +45,6 @@ def setup(tmp_path_factory):
     tok = BPETokenizer.train([str(corpus)], 300)
     tok.save(d / "tok")
     return d, corpus, tok
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
 
 
 # ---- pairs ----------------------------------------------------------------------------------

@@ -10,11 +10,11 @@ import pytest
 
 from embedkit import Encoder
 from embedkit.bpe.model import BPETokenizer
-from embedkit.cli import main
 from embedkit.encoder import checkpoint
 from embedkit.encoder import layers as L
 from embedkit.encoder import network as N
 from embedkit.errors import UsageError
+from cli_run import run
 
 SENTENCES = ["the cat sat on the mat .", "a dog ran to the park .",
              "my friend walked along the river bank .", "the teacher put money in the bank .",
@@ -32,13 +32,6 @@ def encoders(tmp_path_factory):
     mlm = Encoder.train(corpus, tok, d / "mlm", steps=150, **ARCH)
     clm = Encoder.train(corpus, tok, d / "clm", steps=100, objective="clm", **ARCH)
     return d, tok, mlm, clm
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
 
 
 def find(seq, sub):

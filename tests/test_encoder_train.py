@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from embedkit.bpe.model import BPETokenizer
-from embedkit.cli import main
 from embedkit.encoder import checkpoint, trainer
 from embedkit.encoder.objectives import clm_batch, mlm_batch
 from embedkit.encoder.optim import AdamW, lr_at
 from embedkit.errors import TrainingError
 from embedkit.store import read_store
+from cli_run import run
 
 SENTENCES = ["the cat sat on the mat .", "a dog ran to the park .",
              "my friend walked along the river bank .", "the teacher put money in the bank .",
@@ -34,13 +34,6 @@ def setup(tmp_path_factory):
     tok = BPETokenizer.train([str(corpus)], 300)
     tok.save(d / "tok")
     return d, corpus, tok
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
 
 
 def test_mlm_batch_masks_80_10_10_and_never_specials():

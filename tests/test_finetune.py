@@ -10,10 +10,10 @@ import pytest
 
 from embedkit.bpe.model import BPETokenizer
 from embedkit.classify import finetune as F
-from embedkit.cli import main
 from embedkit.encoder import network as N
 from embedkit.encoder.model import Encoder
 from embedkit.store import read_store
+from cli_run import run
 
 ANIMALS = ["the cat sat on the mat .", "a dog ran to the park .", "the bird flew over a house ."]
 PLACES = ["my friend walked along the river bank .", "the teacher put money in the bank .",
@@ -112,13 +112,6 @@ def setup(tmp_path_factory):
     train.write_text("".join(f"animal\t{s}\n" for s in ANIMALS) +
                      "".join(f"place\t{s}\n" for s in PLACES))
     return d
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
 
 
 FT = ["--epochs", 12, "--lr", 1e-2, "--batch-size", 2, "--threads", 1, "-q"]

@@ -5,10 +5,8 @@ SIGINT to a child process) exits 130 leaving a complete checkpoint and no temp f
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -20,6 +18,7 @@ from embedkit.cli import main
 from embedkit.encoder.model import Encoder
 from embedkit.encoder.optim import AdamW, lr_at
 from embedkit.store import read_store
+from cli_run import interrupt_after, run
 
 ANIMALS = ["the cat sat on the mat .", "a dog ran to the park .", "the bird flew over a house .",
            "a cat ran over the mat .", "the dog sat in a park .", "a bird sat on the house ."]
@@ -42,13 +41,6 @@ def setup(tmp_path_factory):
     (d / "train.tsv").write_text("".join(f"animal\t{s}\n" for s in ANIMALS) +
                                  "".join(f"place\t{s}\n" for s in PLACES))
     return d
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
 
 
 def finetune(d, model, *extra):
@@ -291,13 +283,7 @@ def test_ctrl_c_exits_130_with_a_complete_checkpoint_that_resumes(setup, capsys,
     p = subprocess.Popen([sys.executable, "-c", CHILD, *map(str, finetune(
         d, model, "--epochs", 100000, "--checkpoint-every", 3, "--batch-size", 2, "--lr", 1e-3,
         "--threads", 1, "-q"))], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    for _ in range(1200):  # the first checkpoint appears, then a few more steps
-        if ckpt.exists() or p.poll() is not None:
-            break
-        time.sleep(0.1)
-    time.sleep(1.0)
-    p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=120)
+    err = interrupt_after(p, ckpt)  # the first checkpoint appears, then a few more steps
     assert p.returncode == 130, err
     assert b"interrupted" in err and b"Traceback" not in err
     meta, arrays = FF.load_checkpoint(ckpt)

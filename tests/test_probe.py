@@ -14,9 +14,9 @@ from embedkit.classify import logreg
 from embedkit.classify.features import open_features
 from embedkit.classify.logreg import LogReg
 from embedkit.classify.probe import C_GRID, choose_c, probe, stratified_folds
-from embedkit.cli import main
 from embedkit.encoder.model import Encoder
 from embedkit.vectors.model import Vectors
+from cli_run import run
 
 
 def numgrad(f, x, eps=1e-6):
@@ -187,13 +187,6 @@ def data(tmp_path_factory):
     Encoder.train(str(corpus), tok, d / "enc", steps=5, dim=16, heads=2, ffn=32, layers=2,
                   max_len=8, batch_size=4, warmup=1, threads=1)
     return d
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
 
 
 def test_vector_features_are_mean_word_vectors_and_zeros_for_unknown_lines(data):

@@ -18,6 +18,7 @@ from embedkit.bpe.model import BPETokenizer
 from embedkit.encoder import checkpoint, trainer
 from embedkit.errors import TrainingError
 from embedkit.store import read_store
+from cli_run import interrupt_after
 
 SENTENCES = ["the cat sat on the mat .", "a dog ran to the park .",
              "my friend walked along the river bank .", "the teacher put money in the bank .",
@@ -338,13 +339,7 @@ def test_encoder_ctrl_c_exits_130_with_a_complete_checkpoint(enc_setup, tmp_path
                           "--checkpoint-every", "3", *map(str, ENC_CLI)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     ckpt = tmp_path / "e" / checkpoint.FILE
-    for _ in range(1200):  # the first checkpoint (step 0 or 3) appears, then a few more steps
-        if ckpt.exists() or p.poll() is not None:
-            break
-        time.sleep(0.1)
-    time.sleep(1.0)
-    p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=120)
+    err = interrupt_after(p, ckpt)  # the first checkpoint (step 0 or 3), then a few more steps
     assert p.returncode == 130, err
     meta, params, _ = checkpoint.load(tmp_path / "e")
     assert meta["train"]["step"] % 3 == 0 and all(np.isfinite(a).all() for a in params.values())
