@@ -37,7 +37,7 @@ def classify():
               help="MODEL file to write (written atomically, only when training succeeds).")
 @click.option("--model", "kind", type=click.Choice(["fasttext", "nb"]), default="fasttext",
               show_default=True, help="nb: NB-weighted logistic regression (NBSVM-style, binary "
-              "uni+bi-grams with --word-ngrams 2 recommended; strong on reviews); takes "
+              "uni+bi-grams by default; strong on reviews); takes "
               "--l2, not --dim/--lr/--epochs/--neg/--subwords/--pretrained-vectors.")
 @click.option("--l2", "l2", default="1.0", show_default=True, metavar="C|auto",
               help="--model nb: inverse L2 strength C (scikit-learn's LogisticRegression C); "
@@ -46,9 +46,9 @@ def classify():
 @click.option("--lr", type=float, default=0.1, show_default=True,
               help="Start learning rate (decays linearly to 0).")
 @click.option("--dim", type=int, default=100, show_default=True, help="Hidden (vector) size.")
-@click.option("--word-ngrams", type=int, default=1, show_default=True,
-              help="Hash word n-grams up to this length into --buckets (--model nb: 2 is "
-              "recommended).")
+@click.option("--word-ngrams", type=int, default=None,
+              help="Hash word n-grams up to this length into --buckets.  [default: 1; 2 with "
+              "--model nb]")
 @click.option("--buckets", type=int, default=2_000_000, show_default=True,
               help="Hash buckets of word and char n-grams (unused with --word-ngrams 1 and no subwords).")
 @click.option("--min-count", type=int, default=1, show_default=True, help="Drop rarer words.")

@@ -78,7 +78,7 @@ def reference(rows, labels, c, ngrams, tests):
 def test_log_count_ratio_by_hand(tmp_path):
     t = tmp_path / "t.txt"
     t.write_text("__label__a x y\n__label__a x x\n__label__b y z\n")
-    m = Classifier.train(t, model="nb")
+    m = Classifier.train(t, model="nb", word_ngrams=1)
     assert m.words == ["x", "y", "z"] and m.labels == ["a", "b"] and m.ratio.shape == (3, 1)
     # positive class b: p = 1 + [0, 1, 1], q = 1 + [2, 1, 0] (x counted once per line)
     assert m.ratio[:, 0] == pytest.approx(np.log([(1 / 5) / (3 / 6), (2 / 5) / (2 / 6),
@@ -86,6 +86,18 @@ def test_log_count_ratio_by_hand(tmp_path):
     z, _ = reference([(["a"], ["x", "y"]), (["a"], ["x", "x"]), (["b"], ["y", "z"])], ["b"], 1.0,
                      1, [["x"], ["z", "q"], []])
     assert m.decision([["x"], ["z", "q"], []])[:, 0] == pytest.approx(z[:, 0], abs=1e-4)
+
+
+def test_word_ngrams_defaults_to_2_with_nb_and_1_without(tmp_path, capsys):
+    t = tmp_path / "t.txt"
+    t.write_text("__label__a x y\n__label__a x x\n__label__b y z\n")
+    assert Classifier.train(t, model="nb").settings["word_ngrams"] == 2
+    assert Classifier.train(t, epochs=1, dim=4).settings["word_ngrams"] == 1
+    for extra, want in ((["--model", "nb"], 2), ([], 1), (["--model", "nb", "--word-ngrams", "1"], 1)):
+        out = tmp_path / f"m{len(extra)}.ekc"
+        code, _, err = run(["classify", "train", str(t), "-o", str(out), "-q", *extra], capsys)
+        assert code == 0, err
+        assert load_model(out).settings["word_ngrams"] == want
 
 
 @pytest.mark.parametrize("ngrams,c", [(1, 1.0), (2, 1.0), (3, 0.3)])

@@ -127,7 +127,8 @@ class Classifier:
         buckets=2_000_000, min_count=1, min_count_label=1, loss='softmax', neg=5,
         subwords='none', minn=3, maxn=6, tokenizer=None, pretrained_vectors=None, valid=None,
         label_prefix='__label__', lowercase=False, threads=1, seed=0, quiet=True``.
-        ``model='nb'`` (with ``l2=1.0`` or ``"auto"``; no dim/lr/epochs/neg/subword options)
+        ``model='nb'`` (with ``l2=1.0`` or ``"auto"``, ``word_ngrams`` 2 unless given; no
+        dim/lr/epochs/neg/subword options)
         trains an ``nb.NBClassifier`` instead (NB-weighted logistic regression), which has the
         same predictor protocol, ``predict``, ``test`` and ``save``.
         ``warn(line)`` receives warnings (default: ``warnings.warn``), ``on_epoch(record)``

@@ -23,7 +23,7 @@ class ClassifyOptions:
     dim: int = 100
     lr: float = 0.1
     epochs: int = 5
-    word_ngrams: int = 1
+    word_ngrams: int | None = None  # None: 1 (fastText's default), 2 with model "nb"
     buckets: int = 2_000_000
     min_count: int = 1
     min_count_label: int = 1
@@ -42,6 +42,12 @@ class ClassifyOptions:
     quiet: bool = True
     model: str = "fasttext"
     l2: float | str = 1.0  # --model nb: C, or "auto" (cross-validated)
+
+    def __post_init__(self):
+        # nb's strength is the bigram features (Wang & Manning; README's measured table), so its
+        # default is 2; the fastText-style model keeps fastText's 1.
+        if self.word_ngrams is None:
+            object.__setattr__(self, "word_ngrams", 2 if self.model == "nb" else 1)
 
     def validate(self) -> "ClassifyOptions":
         """Raise UsageError naming the option for any value that cannot give a sensible model."""
