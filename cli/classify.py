@@ -214,16 +214,16 @@ def predict(model, files, k, prob, threshold, label_prefix, quiet):
     in input order (`__label__X` style when the model was trained on fastText-style data).
 
     Batches of 1,024 lines are scored by one worker thread while the next batch is read, so the
-    (GIL-free) scoring kernel overlaps the reading and writing."""
+    (GIL-free) scoring kernel overlaps the reading and writing. A model that needs only word ids
+    and hashes (no subwords, no lower-casing) has its input cut and looked up by a kernel on the
+    bytes (``byte_ids``), with no Python string per word."""
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
 
     from embedkit.classify.metrics import top_k, top_k_arrays
     from embedkit.classify.model import load_model
-    from embedkit.classify.data import split_words
-    from embedkit.corpus import iter_lines
-    from embedkit.errors import InputError
+    from embedkit.classify.data import iter_word_batches
 
     m = load_model(model)
     own = getattr(m, "label_prefix", "__label__")
@@ -246,25 +246,16 @@ def predict(model, files, k, prob, threshold, label_prefix, quiet):
             text = "\n".join(" ".join(names[j] for j, _ in row) for row in top_k(scores, k, threshold))
         out.write((text + "\n").encode("utf-8", "surrogateescape"))
 
-    def batches():
-        batch: list[list[str]] = []
-        for line in iter_lines(list(files) or ["-"], errors="surrogateescape"):
-            if not line.end:
-                raise InputError(line.path, "line longer than 1 MiB", line.lineno)
-            text = line.text
-            words = split_words(text)
-            batch.append([w for w in words if not w.startswith(label_prefix)]
-                         if label_prefix in text else words)
-            if len(batch) >= 1024:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-
+    paths = list(files) or ["-"]
+    vocab = m.byte_vocab() if hasattr(m, "byte_vocab") else None
+    if vocab is None:
+        work = ((m.predict_proba, (batch,)) for batch in iter_word_batches(paths, label_prefix))
+    else:
+        work = ((m.predict_ids, batch) for batch in vocab.batches(paths, label_prefix))
     with ThreadPoolExecutor(1) as pool:
         pending = None
-        for batch in batches():
-            job = pool.submit(m.predict_proba, batch)
+        for score, batch in work:
+            job = pool.submit(score, *batch)
             if pending is not None:
                 emit(pending.result())
             pending = job

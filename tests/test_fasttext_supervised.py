@@ -153,6 +153,29 @@ def test_predictions_equal_fasttext_on_every_line(models):
         assert worst < 1e-4, (name, worst)
 
 
+def test_byte_path_gives_the_string_paths_probabilities(models, tmp_path):
+    """``classify predict``'s bytes -> ids kernel (models without char n-grams) scores every
+    line exactly as ``predict_proba`` does from strings, so it is held to fastText above."""
+    from embedkit.classify.data import split_words
+
+    seen = 0
+    for name, (path, lines) in models.items():
+        pred = ftc.load(path)
+        vocab = pred.byte_vocab()
+        if pred.model.args["maxn"] > 0:
+            assert vocab is None, name
+            continue
+        seen += 1
+        f = tmp_path / f"{name}.txt"
+        f.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        got = np.concatenate([pred.predict_ids(*b) for b in vocab.batches([str(f)], "__label__",
+                                                                          size=37)])
+        want = pred.predict_proba([[w for w in split_words(line) if not w.startswith("__label__")]
+                                   for line in lines])
+        assert np.array_equal(got, want), name
+    assert seen >= 5  # every loss with maxn 0, and the quantized ones without char n-grams
+
+
 def test_threaded_batches_equal_one_thread(models, monkeypatch):
     path, lines = models["q-hs-cutoff"]
     pred = ftc.load(path)

@@ -153,14 +153,33 @@ class FastTextClassifier:
         result = np.empty((len(texts), len(self.labels)), np.float32)
         for lo in range(0, len(texts), _BATCH):
             self._predict(texts[lo:lo + _BATCH], result[lo:lo + _BATCH])
+        return self._checked(result)
+
+    def byte_vocab(self):
+        """For ``classify predict``: a ``byte_ids.ByteVocab`` for ``predict_ids``, or None when
+        the model has char n-grams (an unseen word needs its string for them)."""
+        if self.model.args["maxn"] > 0:
+            return None
+        from .byte_ids import ByteVocab
+
+        prefix = self.label_prefix
+        return ByteVocab(self._ids, self._nvocab, "fasttext", (prefix,) if prefix else ())
+
+    def predict_ids(self, line_ptr: np.ndarray, ids: np.ndarray, hashB: np.ndarray) -> np.ndarray:
+        """``predict_proba`` of lines already turned into ids by ``byte_vocab()``."""
+        n = len(line_ptr) - 1
+        result = np.empty((n, len(self.labels)), np.float32)
+        self._run(line_ptr, ids, np.zeros(len(hashB) + 1, np.int64), np.zeros(0, np.int32),
+                  hashB, np.zeros(len(hashB), np.bool_), result)
+        return self._checked(result)
+
+    def _checked(self, result: np.ndarray) -> np.ndarray:
         if not np.isfinite(result).all():
             raise InputError(self.path, "non-finite value (NaN or inf) in the model's input "
                                         "matrix: the predictions are undefined")
         return result
 
     def _predict(self, texts: list[list[str]], result: np.ndarray) -> None:
-        from . import fasttext_kernels as K
-
         flat: list[str] = []
         sizes = np.empty(len(texts), np.int64)
         for i, words in enumerate(texts):
@@ -184,17 +203,22 @@ class FastTextClassifier:
             optr, oids, ohash = np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64)
         prefix = self.label_prefix
         olabel = np.array([bool(prefix) and w.startswith(prefix) for w in oov_words], np.bool_)
+        self._run(line_ptr, seq, optr, oids, ohash, olabel, result)
+
+    def _run(self, line_ptr, seq, optr, oids, ohash, olabel, result) -> None:
+        from . import fasttext_kernels as K
+
         a = self.model.args
         pruned, pkeys, prows = self._prune
 
         def run(lo: int, hi: int) -> None:
-            K.predict_lines(line_ptr[lo:hi + 1], seq, self.model.nwords, nvocab,
+            K.predict_lines(line_ptr[lo:hi + 1], seq, self.model.nwords, self._nvocab,
                             self._vptr, self._vids, self._vhash, optr, oids, ohash, olabel,
                             max(a["wordNgrams"], 1), a["bucket"], pruned, pkeys, prows,
                             self._inp, self._out, self._scale, a["loss"], self._table,
                             self._left, self._right, result[lo:hi])
 
-        n = len(texts)
+        n = len(line_ptr) - 1
         if n < _THREADED_LINES or _WORKERS < 2:
             run(0, n)
             return

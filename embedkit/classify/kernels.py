@@ -49,22 +49,28 @@ def _sigmoid(x, table):
     return table[int((x + MAX_SIGMOID) * (SIGMOID_TABLE / MAX_SIGMOID / 2))]
 
 
+@njit(cache=True, inline="always")
+def word_hash(data, lo, hi):
+    """fastText's ``Dictionary::hash`` (FNV-1a over sign-extended bytes) of ``data[lo:hi]``,
+    sign-extended to int64 as fastText's ``int32`` hash vector holds it."""
+    mask = np.uint64(0xFFFFFFFF)
+    h = np.uint64(2166136261)
+    for i in range(lo, hi):
+        b = np.uint64(data[i])
+        if b >= np.uint64(0x80):
+            b |= np.uint64(0xFFFFFF00)
+        h = ((h ^ b) * np.uint64(16777619)) & mask
+    v = np.int64(h)
+    return v - (np.int64(1) << 32) if v >= (np.int64(1) << 31) else v
+
+
 @njit(cache=True, nogil=True)
 def word_hashes(data, offsets):
-    """fastText's ``Dictionary::hash`` (FNV-1a over sign-extended bytes) of each word, returned
-    sign-extended to int64 as fastText's ``int32`` hash vector holds it."""
+    """``word_hash`` of each word ``data[offsets[w]:offsets[w+1]]``."""
     n = offsets.shape[0] - 1
     out = np.empty(n, np.int64)
-    mask = np.uint64(0xFFFFFFFF)
     for w in range(n):
-        h = np.uint64(2166136261)
-        for i in range(offsets[w], offsets[w + 1]):
-            b = np.uint64(data[i])
-            if b >= np.uint64(0x80):
-                b |= np.uint64(0xFFFFFF00)
-            h = ((h ^ b) * np.uint64(16777619)) & mask
-        v = np.int64(h)
-        out[w] = v - (np.int64(1) << 32) if v >= (np.int64(1) << 31) else v
+        out[w] = word_hash(data, offsets[w], offsets[w + 1])
     return out
 
 

@@ -118,6 +118,15 @@ class Classifier:
         """float32 [n, labels]: each line's label probabilities (texts already split into words)."""
         return self.tables.predict_proba(texts)
 
+    def byte_vocab(self):
+        """For ``classify predict``: a ``byte_ids.ByteVocab`` turning input bytes into the ids
+        ``predict_ids`` takes, or None when this model needs the words as strings."""
+        return self.tables.byte_vocab()
+
+    def predict_ids(self, line_ptr: np.ndarray, ids: np.ndarray, hashB: np.ndarray) -> np.ndarray:
+        """``predict_proba`` of lines already turned into ids by ``byte_vocab()``."""
+        return self.tables.predict_ids(line_ptr, ids, hashB)
+
     # -- public API -------------------------------------------------------------------------
     @classmethod
     def train(cls, train, *, warn=None, on_epoch=None, **options) -> "Classifier":

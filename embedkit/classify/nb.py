@@ -86,24 +86,43 @@ class NBClassifier:
     def decision(self, texts: Sequence[Sequence[str]]) -> np.ndarray:
         """float64 [n, K]: the one-vs-rest logits (K = 1 for a two-label softmax model); words
         are lower-cased if the model does so."""
-        from . import nb_kernels as NK
         from .kernels import word_hashes
         from .tables import encoded, token_ids
 
-        hashA, bucket_col = self._tables()
         line_ptr, ids, unknown = token_ids(texts, self._index, self.lowercase, eos=False)
         hashB = word_hashes(*encoded(unknown)) if unknown else np.zeros(0, np.int64)
-        z = np.empty((len(texts), len(self.bias)), np.float64)
+        return self._decision(line_ptr, ids, hashB)
+
+    def _decision(self, line_ptr: np.ndarray, ids: np.ndarray, hashB: np.ndarray) -> np.ndarray:
+        from . import nb_kernels as NK
+
+        hashA, bucket_col = self._tables()
+        z = np.empty((len(line_ptr) - 1, len(self.bias)), np.float64)
         NK.predict_scores(line_ptr, ids, hashA, hashB, int(self.settings["word_ngrams"]),
                           int(self.settings["buckets"]), bucket_col, self._v, self.bias, z)
         return z
 
+    def byte_vocab(self):
+        """For ``classify predict``: a ``byte_ids.ByteVocab`` for ``predict_ids`` (None for a
+        lower-casing model, which needs the words as strings)."""
+        if self.lowercase:
+            return None
+        from .byte_ids import ByteVocab
+
+        return ByteVocab(self._index, len(self.words), "none")
+
+    def predict_ids(self, line_ptr: np.ndarray, ids: np.ndarray, hashB: np.ndarray) -> np.ndarray:
+        """``predict_proba`` of lines already turned into ids by ``byte_vocab()``."""
+        return self._probabilities(self._decision(line_ptr, ids, hashB))
+
     def predict_proba(self, texts: Sequence[Sequence[str]]) -> np.ndarray:
         """float32 [n, labels]: sigmoid (two labels), softmax over the one-vs-rest logits
         (``softmax``) or independent sigmoids (``ova``)."""
+        return self._probabilities(self.decision(texts))
+
+    def _probabilities(self, z: np.ndarray) -> np.ndarray:
         from .logreg import probabilities, sigmoid
 
-        z = self.decision(texts)
         if self.multilabel:
             return sigmoid(z).astype(np.float32)
         return probabilities(z, len(self.labels) == 2 and z.shape[1] == 1).astype(np.float32)

@@ -194,17 +194,35 @@ class Tables:
         from . import kernels as K
 
         line_ptr, ids, oov_words = token_ids(texts, self.index, self.parts.lowercase, eos=True)
-        if oov_words:
-            data, offsets = encoded(oov_words)
-            hashB = K.word_hashes(data, offsets)
-            sptr, sids = subword_buckets(self.scheme, oov_words)
-            ptrB, bagB = make_bags(np.full(len(oov_words), -1, np.int64), sptr, sids, self.scheme,
-                                   self.bucket_row, self.V)
-        else:
-            hashB, ptrB, bagB = np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(0, np.int64)
+        if not oov_words:
+            return self.predict_ids(line_ptr, ids, np.zeros(0, np.int64))
+        data, offsets = encoded(oov_words)
+        sptr, sids = subword_buckets(self.scheme, oov_words)
+        ptrB, bagB = make_bags(np.full(len(oov_words), -1, np.int64), sptr, sids, self.scheme,
+                               self.bucket_row, self.V)
+        return self._scores(line_ptr, ids, K.word_hashes(data, offsets), ptrB, bagB)
+
+    def byte_vocab(self):
+        """The ``byte_ids.ByteVocab`` of this model, or None when an unseen word needs more
+        than its hash (subwords) or words are lower-cased."""
+        if self.scheme is not None or self.parts.lowercase:
+            return None
+        from .byte_ids import ByteVocab
+
+        return ByteVocab(self.index, self.V, "append")
+
+    def predict_ids(self, line_ptr: np.ndarray, ids: np.ndarray, hashB: np.ndarray) -> np.ndarray:
+        """``predict_proba`` of lines given as ids (``token_ids``' layout, ``</s>`` included);
+        unseen words have only their hashes ``hashB`` (no subwords)."""
+        return self._scores(line_ptr, ids, hashB, np.zeros(len(hashB) + 1, np.int64),
+                            np.zeros(0, np.int64))
+
+    def _scores(self, line_ptr, ids, hashB, ptrB, bagB) -> np.ndarray:
+        from . import kernels as K
+
         maxbag = max(self.maxbagA, int(np.diff(ptrB).max()) if len(ptrB) > 1 else 0, 1)
         p = self.parts
-        out = np.empty((len(texts), len(p.labels)), np.float32)
+        out = np.empty((len(line_ptr) - 1, len(p.labels)), np.float32)
         K.predict_batch(line_ptr, ids, self.ptrA, self.bagA, self.hashA, ptrB, bagB, hashB,
                         self.ngrams, self.buckets, self.bucket_row, p.input, p.output, self.loss,
                         self.hs_ptr, self.hs_node, self.hs_code, self.table, maxbag, out)
