@@ -54,6 +54,7 @@ MODULES: dict[str, list[str]] = {
     "io": ["test_store.py", "test_safety.py", "test_interrupts.py"],
     "classify/nb": ["test_classify_nb.py"],
     "classify/nb_kernels": ["test_classify_nb.py"],
+    "classify/byte_ids_kernels": ["test_classify_byte_ids.py"],
 }
 
 _COMPARE_SWAP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,

@@ -56,7 +56,37 @@ def main(argv: list[str] | None = None) -> None:
 
     The command is run through ``make_context``/``invoke`` rather than ``cli.main`` because click's
     own handlers would print usage errors on four lines and turn a closed pipe into exit code 1.
+    Ctrl-C goes through ``embedkit.interrupts``, so that it is not lost where Python swallows it.
     """
+    from embedkit import interrupts
+
+    restore = interrupts.install()
+    try:
+        _main(argv)
+    finally:
+        restore()
+
+
+def _interrupted(argv: list[str] | None) -> None:
+    """Exit 130. A real process leaves through ``os._exit``: a Ctrl-C that an extension swallowed
+    may have set the interpreter's "unhandled KeyboardInterrupt" flag, and then a normal exit
+    ends the process by SIGINT (status -2) whatever ``sys.exit`` said. Every file is cleaned up
+    by now (temps and scratch folders go as the exception unwinds)."""
+    click.echo("\nembedkit: interrupted", err=True)
+    if argv is None:
+        import os
+
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except OSError:  # a closed pipe: nothing more to tell it
+                pass
+        os._exit(130)
+    sys.exit(130)
+
+
+def _main(argv: list[str] | None) -> None:
+    from embedkit import interrupts
     from embedkit.errors import EmbedkitError
 
     args = sys.argv[1:] if argv is None else list(argv)
@@ -66,8 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as e:  # --help, --version
         sys.exit(e.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("\nembedkit: interrupted", err=True)
-        sys.exit(130)
+        _interrupted(argv)
     except click.exceptions.NoArgsIsHelpError as e:
         e.show()
         sys.exit(e.exit_code)
@@ -92,9 +121,15 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("embedkit: error: out of memory", err=True)
         sys.exit(2)
     except OSError as e:
+        if interrupts.pending():
+            _interrupted(argv)
         where = f"{e.filename}: " if e.filename else ""
         click.echo(f"embedkit: error: {where}{e.strerror or e}", err=True)
         sys.exit(2)
+    except Exception:
+        if interrupts.pending():  # a swallowed Ctrl-C resurfacing as another error
+            _interrupted(argv)
+        raise
     code = rv if isinstance(rv, int) else 0
     if argv is None and "numba" in sys.modules:
         _exit_now(code)

@@ -49,11 +49,15 @@ def figure(value: float | None, spec: str = ".4f") -> str:
 def run_workers(workers: list, stop, tick: Callable[[], None], every: float = 0.25) -> None:
     """Start the Hogwild ``workers`` (threads) and call ``tick`` about every ``every`` seconds
     until all have ended (it updates the bar). On Ctrl-C, even while threads are starting, set
-    ``stop[0] = 1`` (the kernels poll it), wait for every started thread, and re-raise."""
+    ``stop[0] = 1`` (the kernels poll it), wait for every started thread, and re-raise; a
+    Ctrl-C that Python swallowed before (``interrupts``) is raised at the next tick."""
+    from .interrupts import check
+
     try:
         for w in workers:
             w.start()
         while alive := [w for w in workers if w.is_alive()]:
+            check()
             alive[0].join(every)
             tick()
     except BaseException:

@@ -19,7 +19,8 @@ INDEX = {w: 10 + 3 * i for i, w in enumerate(WORDS)}  # ids need not be 0..V-1
 UNKNOWN = 1000
 PIECES = [b"a", b"b", b"ab", b"cat", b"dog", b"\xc3\xa9", b"\xe6\x97\xa5\xe6\x9c\xac", b" ", b"  ",
           b"\t", b"\x0b", b"\x0c", b"\r", b"\r\n", b"\n", b"\xc2\xa0", b"\x1c", b"\xe3\x80\x80",
-          b"</s>", b"<s>", b"__label__x", b"__label__", b"#y", b"\xff", b"\x80", b"x\xffy"]
+          b"</s>", b"<s>", b"__label__x", b"__label__", b"#y", b"\xff", b"\x80", b"x\xffy",
+          b"\x00", b"\x01"]  # NUL (refused by the CLI) separates words in fastText, \x01 does not
 
 
 def fnv(word: str) -> int:
@@ -97,6 +98,40 @@ def test_a_large_vocabulary_finds_every_word():
     assert end == len(data) and list(ptr) == [0, len(words), len(words) + 1]
     assert ids[:len(words)].tolist() == list(range(len(words)))
     assert ids[-1] == len(words) and unk.tolist() == [fnv("not-a-word")]
+
+
+def test_a_slice_of_a_longer_buffer_ends_at_its_end():
+    buf = np.frombuffer(b"cat dogma", np.uint8)
+    end, ptr, ids, unk = ByteVocab(INDEX, UNKNOWN, "none").scan(buf[:6], 0, 5, "__label__")
+    assert end == 6 and ptr.tolist() == [0, 2]
+    assert ids.tolist() == [INDEX["cat"], UNKNOWN] and unk.tolist() == [fnv("do")]
+
+
+def test_a_word_shorter_than_the_prefix_is_never_dropped():
+    """Even when the bytes after it would complete the prefix (a prefix with a space in it)."""
+    vocab = ByteVocab(INDEX, UNKNOWN, "none")
+    data = b"b a bc ab\n"
+    assert scanned(vocab, data, "a b", 1) == reference(data, "none", ["a b"])
+    assert scanned(vocab, data, "a b", 1)[0][1] == ("k", INDEX["a"])
+
+
+def test_an_end_of_line_the_vocabulary_lacks_is_an_unknown_word():
+    vocab = ByteVocab({"a": 0}, 5, "append")
+    end, ptr, ids, unk = vocab.scan(np.frombuffer(b"a b\n\na\n", np.uint8), 0, 9, "__label__")
+    assert end == 7 and ptr.tolist() == [0, 3, 4, 6]
+    assert ids.tolist() == [0, 5, 6, 7, 0, 8]
+    assert unk.tolist() == [fnv("b"), fnv(EOS), fnv(EOS), fnv(EOS)]
+
+
+def test_words_with_the_same_hash_are_told_apart():
+    """``cavgsozq`` and ``snorqtud`` share their fastText (FNV-1a 32) hash: only bytes decide."""
+    assert fnv("cavgsozq") == fnv("snorqtud")
+    vocab = ByteVocab({"cavgsozq": 0, "b": 1}, 2, "none")
+    data = np.frombuffer(b"snorqtud cavgsozq b\n", np.uint8)
+    _, _, ids, unk = vocab.scan(data, 0, 5, "__label__")
+    assert ids.tolist() == [2, 0, 1] and unk.tolist() == [fnv("snorqtud")]
+    both = ByteVocab({"cavgsozq": 0, "snorqtud": 1}, 2, "none")
+    assert both.scan(data, 0, 5, "__label__")[2].tolist() == [1, 0, 2]
 
 
 def labelled(path, n=300, seed=0):

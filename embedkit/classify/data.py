@@ -24,8 +24,9 @@ from ..errors import InputError, UsageError
 
 LABEL_PREFIX = "__label__"
 
-# str.split() also splits on these; fastText (Dictionary::readWord) does not.
-_NOT_FASTTEXT_SPACE = re.compile("[\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
+# Where str.split() and fastText (Dictionary::readWord) disagree: str.split also splits on these,
+# fastText does not; fastText splits on NUL, str.split does not (the readers refuse NUL anyway).
+_NOT_FASTTEXT_SPACE = re.compile("[\x00\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
 _FASTTEXT_WORD = re.compile("[^ \t\n\v\f\r\x00]+")
 
 

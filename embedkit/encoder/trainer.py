@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import InputError, TrainingError, UsageError
 from ..io import check_dir
+from ..interrupts import check
 from ..progress import bar, figure
 from . import checkpoint, contrastive, data
 from .network import ARCH_KEYS, check_config, init_params, loss_and_grads
@@ -291,6 +292,7 @@ def _loop(streams, vocab, cfg, opts, encdir, tok_files, steps, epochs, restored,
     t0 = time.perf_counter()
     with bar(total - start, "training", "steps", quiet) as progress:
         for step in range(start + 1, total + 1):
+            check()  # a Ctrl-C swallowed while a kernel loaded (interrupts)
             loss, grads, pieces, cpc, top1 = _batch_loss(params, cfg, opts, streams, pairs, vocab,
                                                          rng, width)
             seen += pieces
