@@ -19,8 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..corpus import check_no_nul, iter_blocks
-from ..errors import InputError
+from .data import whole_line_blocks
 from .tables import EOS, encoded
 
 
@@ -58,25 +57,23 @@ class ByteVocab:
              ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
         """Up to ``lines`` lines of the uint8 ``data`` from byte ``start``: ``(end, line_ptr,
         ids, unknown_hashes)``. Words that start with ``prefix`` are left out."""
+        return self._scan(data, start, lines, encoded([prefix, *self.drop]))
+
+    def _scan(self, data, start, lines, prefixes):
         from . import byte_ids_kernels as BK
 
-        prefixes, pofs = encoded([prefix, *self.drop])
-        return BK.scan(data, start, lines, prefixes, pofs, self.eos_mode, self._slots,
-                       self._hashes, self._words, self._offsets, self._ids, self._eos_id,
-                       self._eos_hash, self.unknown)
+        return BK.scan(data, start, lines, *prefixes, self.eos_mode, self._slots, self._hashes,
+                       self._words, self._offsets, self._ids, self._eos_id, self._eos_hash,
+                       self.unknown)
 
     def batches(self, paths: list[str], prefix: str, size: int = 1024
                 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """``(line_ptr, ids, unknown_hashes)`` for every ``size`` lines of ``paths`` (``-``:
-        stdin), read as ``data.iter_word_batches`` reads them: a BOM dropped, a NUL or a line
-        over 1 MiB an error naming the line."""
-        for path in paths:
-            for block in iter_blocks(path):
-                check_no_nul(block)
-                if not block.complete:
-                    raise InputError(block.path, "line longer than 1 MiB", block.lineno)
-                data = np.frombuffer(block.data, np.uint8)
-                start = 0
-                while start < len(data):
-                    start, line_ptr, ids, unknown = self.scan(data, start, size, prefix)
-                    yield line_ptr, ids, unknown
+        stdin), read as ``data.iter_word_batches`` reads them (``data.whole_line_blocks``)."""
+        prefixes = encoded([prefix, *self.drop])
+        for block in whole_line_blocks(paths):
+            data = np.frombuffer(block.data, np.uint8)
+            start = 0
+            while start < len(data):
+                start, line_ptr, ids, unknown = self._scan(data, start, size, prefixes)
+                yield line_ptr, ids, unknown

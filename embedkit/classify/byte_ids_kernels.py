@@ -13,7 +13,8 @@ NO_EOS, APPEND_EOS, FASTTEXT_EOS = 0, 1, 2  # what a line's end and a literal </
 
 @njit(cache=True, inline="always")
 def _space(b):
-    """fastText's ``Dictionary::readWord`` separators (NUL never reaches here: it is refused)."""
+    """fastText's ``Dictionary::readWord`` separators, NUL included (the readers refuse NUL
+    before; ``data.split_words`` splits on it too)."""
     return b == 0x20 or b == 0x0A or b == 0x09 or b == 0x0B or b == 0x0C or b == 0x0D or b == 0
 
 

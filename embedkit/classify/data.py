@@ -37,36 +37,41 @@ def split_words(text: str) -> list[str]:
     return _FASTTEXT_WORD.findall(text)
 
 
-def iter_word_batches(paths: list[str], label_prefix: str,
-                      size: int = 1024) -> Iterator[list[list[str]]]:
-    """The words of every line of ``paths`` (``-``: stdin), in batches of ``size`` lines; words
-    starting with ``label_prefix`` are dropped (what ``classify predict`` scores).
-
-    Each block of lines is decoded, searched for non-fastText spaces and for the prefix once,
-    then cut with ``str.split``: the words ``split_words`` gives line by line, several times
-    faster on short lines (a line of a CRLF file ends in ``\r``, which ``split`` drops)."""
-    carry: list[list[str]] = []
+def whole_line_blocks(paths: list[str]):
+    """The ``corpus`` blocks of ``paths`` (``-``: stdin) for prediction: a NUL, or a line over
+    1 MiB (a block that is not whole lines), is an error naming the line."""
     for path in paths:
         for block in iter_blocks(path):
             check_no_nul(block)
             if not block.complete:
                 raise InputError(block.path, "line longer than 1 MiB", block.lineno)
-            text = decode(block, "surrogateescape")
-            lines = text.split("\n")
-            if lines[-1] == "":
-                lines.pop()
-            if _NOT_FASTTEXT_SPACE.search(text) is None:
-                words = [line.split() for line in lines]
-            else:
-                words = [_FASTTEXT_WORD.findall(line) for line in lines]
-            if label_prefix in text:
-                words = [[w for w in ws if not w.startswith(label_prefix)] for ws in words]
-            if carry:
-                words = carry + words
-            full = len(words) - len(words) % size
-            for i in range(0, full, size):
-                yield words[i:i + size]
-            carry = words[full:]
+            yield block
+
+
+def iter_word_batches(paths: list[str], label_prefix: str,
+                      size: int = 1024) -> Iterator[list[list[str]]]:
+    """The words of every line of ``paths`` (``-``: stdin), in batches of ``size`` lines; words
+    starting with ``label_prefix`` are dropped (what ``classify predict`` scores).
+
+    Each block of lines is decoded and searched for non-fastText spaces and for the prefix once;
+    without such spaces its lines are cut with ``str.split``, the words ``split_words`` gives,
+    several times faster on short lines (a CRLF line's ``\r`` is dropped by ``split`` too)."""
+    carry: list[list[str]] = []
+    for block in whole_line_blocks(paths):
+        text = decode(block, "surrogateescape")
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        cut = str.split if _NOT_FASTTEXT_SPACE.search(text) is None else split_words
+        words = [cut(line) for line in lines]
+        if label_prefix in text:
+            words = [[w for w in ws if not w.startswith(label_prefix)] for ws in words]
+        if carry:
+            words = carry + words
+        full = len(words) - len(words) % size
+        for i in range(0, full, size):
+            yield words[i:i + size]
+        carry = words[full:]
     if carry:
         yield carry
 
