@@ -12,7 +12,7 @@ that peak RSS does not grow with corpus length.
     python benchmarks/bench_train.py --bpe       # BPE bags vs char n-grams, embedkit only
     python benchmarks/bench_train.py --oov       # held-out words: OOV vector vs trained vector
 
-BPE configs are ``MODEL/bpe{K}k-{all|segmentation}[-min{L}][-max{L}]``: a byte-level tokenizer of
+BPE configs are ``MODEL/bpe{K}k-{all|weighted|segmentation}[-min{L}][-max{L}]``: a byte-level tokenizer of
 K thousand tokens is learned on dev.tok itself (already lower-cased tokens, so the tokenizer and
 the vectors see the same words; no --lowercase anywhere), then passed to ``--subwords bpe``.
 """
@@ -37,10 +37,11 @@ ANALOGIES = DATA / "eval" / "questions-words.txt"
 S = dict(dim=100, window=5, negative=5, epochs=5, min_count=5, sample=1e-4, lr=0.05, threads=2)
 CONFIGS = [("cbow", "none"), ("cbow", "char"), ("skipgram", "none"), ("skipgram", "char")]
 BPE_SUBS = ["char", "bpe8k-segmentation", "bpe32k-segmentation", "bpe8k-all", "bpe16k-all",
-            "bpe32k-all", "bpe64k-all"]
+            "bpe32k-all", "bpe64k-all", "bpe8k-weighted", "bpe16k-weighted", "bpe32k-weighted",
+            "bpe64k-weighted"]
 BPE_CONFIGS = [(m, sub) for m in ("skipgram", "cbow") for sub in BPE_SUBS]
-OOV_SUBS = ["char", "bpe64k-segmentation", "bpe64k-all"]
-_BPE = re.compile(r"bpe(\d+)k-(all|segmentation)(?:-min(\d+))?(?:-max(\d+))?$")
+OOV_SUBS = ["char", "bpe64k-segmentation", "bpe64k-all", "bpe64k-weighted"]
+_BPE = re.compile(r"bpe(\d+)k-(all|weighted|segmentation)(?:-min(\d+))?(?:-max(\d+))?$")
 TOKDIRS: dict[tuple[str, int], str] = {}  # (corpus, K) -> TOKDIR learned in the temp folder
 
 FASTTEXT = """
@@ -116,17 +117,33 @@ TOOLS = {
 }
 
 
+# Linux's max RSS of a child counts the memory of the process it was forked from (exec keeps the
+# larger figure), and this script grows as it loads vectors to score them; so each tool is forked
+# from this small launcher, which reports the tool's own max RSS on a pipe.
+_LAUNCH = """import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+os.write(int(sys.argv[1]), str(usage.ru_maxrss).encode())
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run(cmd) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one child process."""
+    r, w = os.pipe()
     t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
+    p = subprocess.Popen([sys.executable, "-S", "-c", _LAUNCH, str(w), *cmd], pass_fds=(w,),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    os.close(w)
+    err = p.communicate()[1].decode(errors="replace")
     wall = time.perf_counter() - t
-    err = p.stderr.read().decode(errors="replace")
-    p.returncode = os.waitstatus_to_exitcode(status)
+    with os.fdopen(r, "rb") as f:
+        kib = f.read()
     if p.returncode != 0:
         raise RuntimeError(f"{cmd[:4]} failed ({p.returncode}): {err[-2000:]}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, int(kib) / 1024
 
 
 def quality(vec: str) -> tuple[float, float]:
@@ -198,7 +215,7 @@ def subwords_per_word(ekv: str) -> float:
     from embedkit.wordvec.trainer import subword_table
 
     v = embedkit.load(ekv)
-    _, ids, _ = subword_table(v.scheme, v.words)
+    _, ids, _, _ = subword_table(v.scheme, v.words)
     return int((ids >= len(v.words)).sum()) / len(v.words)
 
 

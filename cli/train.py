@@ -41,14 +41,15 @@ def output_paths(name: str) -> tuple[str, str]:
 @click.option("--tokenizer", metavar="TOKDIR", default=None,
               help="With --subwords bpe: a TOKDIR from `embedkit bpe learn`, HF vocab.json + "
                    "merges.txt, or a subword-nmt codes file.")
-@click.option("--bpe-bag", type=click.Choice(["all", "segmentation"]), default=None,
+@click.option("--bpe-bag", type=click.Choice(["all", "weighted", "segmentation"]), default=None,
               help="With --subwords bpe: a word's rows are the pieces of its segmentation "
-                   "(the default) or all BPE tokens it contains (all).")
+                   "(the default), all BPE tokens it contains (all), or those tokens weighed "
+                   "by how rare they are (weighted).")
 @click.option("--bpe-min-len", type=int, default=None,
-              help="With --bpe-bag all: shortest token in a bag, in characters (a word boundary "
+              help="With --bpe-bag all/weighted: shortest token in a bag, in characters (a word boundary "
                    "counts as one).  [default: 2]")
 @click.option("--bpe-max-len", type=int, default=None,
-              help="With --bpe-bag all: longest token in a bag (0 = no bound).  [default: 0]")
+              help="With --bpe-bag all/weighted: longest token in a bag (0 = no bound).  [default: 0]")
 @click.option("--lowercase", is_flag=True, help="Lower-case the corpus before counting.")
 @click.option("--scheduler", metavar="SPEC",
               help=SCHEDULER_HELP.replace("Count on Dask", "Count the vocabulary on Dask")

@@ -150,7 +150,7 @@ def test_oov_vector_after_save_and_load_is_the_bag_mean(tokdir, tmp_path, capsys
     fresh = BpeBag.load(tokdir)
     kept = v.scheme.index.kept  # training kept only the token rows some vocabulary word uses
     assert v.subword_rows.shape[0] == len(kept) == v.scheme.size < fresh.size
-    ptr, ids = fresh.table(v.words, len(v.words))
+    ptr, ids, _ = fresh.table(v.words, len(v.words))
     assert kept.tolist() == sorted({r - len(v.words) for r in ids[ids >= len(v.words)].tolist()})
     # In-vocabulary words: the .vec holds the mean of the word's own row and its bag.
     for w in ("cat", "cats", "food"):
@@ -158,7 +158,7 @@ def test_oov_vector_after_save_and_load_is_the_bag_mean(tokdir, tmp_path, capsys
         assert kept[v.scheme.rows(w)].tolist() == fresh.rows(w).tolist()
         rows = np.vstack([v.input[[i] * fresh.index.own], v.subword_rows[v.scheme.rows(w)]])
         np.testing.assert_allclose(v.vectors[i], rows.mean(0), rtol=1e-6, atol=1e-7)
-    ptr, ids = v.scheme.table(["dogcatq"], 0)
+    ptr, ids, _ = v.scheme.table(["dogcatq"], 0)
     assert fresh.index.own == v.scheme.index.own > 1 and ids[:fresh.index.own].tolist() == [0] * fresh.index.own
     bag = ids[fresh.index.own:].astype(np.int64)
     full = fresh.rows("dogcatq")  # its tokens that no vocabulary word contains have no row
@@ -186,6 +186,11 @@ def test_threads_1_seed_is_reproducible_and_default_is_segmentation(tokdir, tmp_
 
 @pytest.mark.parametrize("args,message", [
     (["--bpe-bag", "all"], "--bpe-bag is only used with --subwords bpe"),
+    (["--bpe-bag", "weighted"], "--bpe-bag is only used with --subwords bpe"),
+    (["--subwords", "bpe", "--tokenizer", "TOK", "--bpe-bag", "weighted", "--bpe-min-len", "4",
+      "--bpe-max-len", "3"], "--bpe-max-len 3 is below --bpe-min-len 4"),
+    (["--subwords", "bpe", "--tokenizer", "SPM", "--bpe-bag", "weighted"],
+     "token '▁' is not made of GPT-2 byte symbols"),
     (["--subwords", "char", "--bpe-min-len", "3"], "--bpe-min-len is only used with --subwords bpe"),
     (["--subwords", "bpe", "--tokenizer", "TOK", "--bpe-bag", "all", "--bpe-min-len", "4",
       "--bpe-max-len", "3"], "--bpe-max-len 3 is below --bpe-min-len 4"),
@@ -233,3 +238,91 @@ def test_lying_kept_rows_in_the_model_are_refused(tokdir, tmp_path, capsys, rows
     err = capsys.readouterr().err
     assert err.startswith(f"embedkit: error: {tmp_path / 'bad.ekv'}: corrupt native model: ")
     assert what in err and err.count("\n") == 1
+
+
+def test_weigh_follows_the_rule_for_word_mode_tokens():
+    """log(e + df)^-alpha scaled to mean 1 over the bag entries; word-final tokens fixed."""
+    from math import e, log
+
+    from embedkit.wordvec.bpe_bag import WEIGHT_ALPHA, WEIGHT_END
+
+    tok = word_tokenizer(["c", "a", "t", "at", "ca", "at</w>", "t</w>", "cat</w>"])
+    index = BagIndex(tok, 1, 0, own=1)
+    ptr, ids = index.table(["cat", "at", "a"], 3)
+    entries = ids[ids >= 3] - 3
+    index.weigh(entries)
+    row = {tok.id_to_token(r): r for r in range(tok.vocab_size)}
+    df = {r: entries.tolist().count(r) for r in set(entries.tolist())}
+    assert df == {row["c"]: 1, row["a"]: 3, row["t"]: 2, row["at"]: 2, row["ca"]: 1,
+                  row["at</w>"]: 2, row["t</w>"]: 2, row["cat</w>"]: 1}
+    raw = {r: log(e + n) ** -WEIGHT_ALPHA for r, n in df.items()}
+    mean = sum(raw[r] for r in entries.tolist()) / len(entries)
+    for t, r in row.items():
+        if r in df:
+            want = WEIGHT_END if t.endswith("</w>") else raw[r] / mean
+            assert index.weights[r] == pytest.approx(want, rel=1e-6), t
+
+
+def test_weighted_bag_trains_saves_and_gives_oov_vectors(tokdir, tmp_path, capsys):
+    from collections import Counter
+    from math import e, log
+
+    import embedkit
+    from embedkit.wordvec.bpe_bag import BYTE_EOW, WEIGHT_ALPHA, WEIGHT_END
+
+    train_cli(tmp_path, tokdir, "w", "--bpe-bag", "weighted")
+    train_cli(tmp_path, tokdir, "w2", "--bpe-bag", "weighted")
+    train_cli(tmp_path, tokdir, "a", "--bpe-bag", "all")
+    for ext in (".vec", ".ekv"):
+        assert (tmp_path / ("w" + ext)).read_bytes() == (tmp_path / ("w2" + ext)).read_bytes()
+    assert (tmp_path / "w.vec").read_bytes() != (tmp_path / "a.vec").read_bytes()
+    capsys.readouterr()
+    v = embedkit.load(tmp_path / "w.ekv")
+    s = v.scheme
+    assert v.settings["bpe_bag"] == s.bag == "weighted" and s.index.own == 1
+    # The stored weights are the rule's, over the training vocabulary's bags.
+    entries = [r for w in v.words for r in s.rows(w).tolist()]
+    df = Counter(entries)
+    assert sorted(df) == list(range(s.size))  # training kept only the rows some bag uses
+    raw = {r: log(e + n) ** -WEIGHT_ALPHA for r, n in df.items()}
+    mean = sum(raw[r] for r in entries) / len(entries)
+    ends = {r for q, r in zip(s.index.seqs, s.index.token_rows) if q[-1] == BYTE_EOW}
+    want = [WEIGHT_END if r in ends else raw[r] / mean for r in range(s.size)]
+    np.testing.assert_allclose(s.index.weights, want, rtol=1e-6)
+    assert 0 < len(ends) < s.size
+    # In-vocabulary words: the weighted mean of the own row (weight 1) and the bag.
+    for w in ("cat", "cats", "food"):
+        i, rows = v.index[w], s.rows(w)
+        block = np.vstack([v.input[[i]], v.subword_rows[rows]])
+        wt = np.concatenate([[1.0], s.index.weights[rows]])
+        np.testing.assert_allclose(v.vectors[i], np.average(block, axis=0, weights=wt),
+                                   rtol=1e-5, atol=1e-6)
+    # Unseen words: the weighted mean of their rows, the same from the CLI.
+    rows = s.rows("dogcatq")
+    block = np.asarray(v.subword_rows[rows])
+    oov = v["dogcatq"]
+    np.testing.assert_allclose(oov, np.average(block, axis=0, weights=s.index.weights[rows]),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(oov, block.mean(0), rtol=1e-2)
+    assert run(["vectors", str(tmp_path / "w.ekv"), "dogcatq", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)["vector"]
+    assert np.array_equal(np.array(got, np.float32), oov)
+
+
+@pytest.mark.parametrize("lie", ["one_less", "negative", "missing"])
+def test_lying_weights_in_the_model_are_refused(tokdir, tmp_path, capsys, lie):
+    from embedkit.store import read_store, write_store
+
+    train_cli(tmp_path, tokdir, "m", "--bpe-bag", "weighted")
+    meta, arrays = read_store(tmp_path / "m.ekv", mmap=False)
+    w = meta["subwords"]["weights"]
+    if lie == "missing":
+        del meta["subwords"]["weights"]
+    else:
+        meta["subwords"]["weights"] = w[:-1] if lie == "one_less" else [-1.0] + w[1:]
+    write_store(tmp_path / "bad.ekv", "vectors", meta, arrays)
+    capsys.readouterr()
+    assert run(["vectors", str(tmp_path / "bad.ekv"), "cat"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"embedkit: error: {tmp_path / 'bad.ekv'}: corrupt native model: ")
+    assert "'weights' must be" in err and err.count("\n") == 1

@@ -248,7 +248,7 @@ def test_model_option_reaches_the_kernel(monkeypatch):
     real = trainer.K.train_chunk
 
     def spy(*args):
-        calls.append(args[10:14])  # skipgram, window, negative, lr
+        calls.append(args[11:15])  # skipgram, window, negative, lr
         return real(*args)
 
     monkeypatch.setattr(trainer.K, "train_chunk", spy)
@@ -457,7 +457,7 @@ def test_nan_in_the_output_rows_alone_is_divergence(monkeypatch):
     from embedkit.errors import TrainingError
     from embedkit.wordvec import trainer
 
-    def poison(sp, vocab, ptr, sub, win, wout, opts, quiet):
+    def poison(sp, vocab, ptr, sub, wts, win, wout, opts, quiet):
         wout[0, 0] = np.nan
 
     monkeypatch.setattr(trainer, "_run_epochs", poison)
@@ -469,7 +469,7 @@ def test_divergence_names_how_far_training_got(monkeypatch):
     from embedkit.errors import TrainingError
     from embedkit.wordvec import trainer
 
-    def diverge(tokens, remap, keep, ptr, sub, win, wout, negtab, sig, logsig, sg, window, neg,
+    def diverge(tokens, remap, keep, ptr, sub, wts, win, wout, negtab, sig, logsig, sg, window, neg,
                 lr, total, progress, tid, rng, losses, stop):
         progress[tid] = int(0.6 * total)
         return trainer.K.DIVERGED
@@ -500,7 +500,7 @@ def test_divergence_in_one_thread_stops_the_others(monkeypatch):
 
     calls = []
 
-    def chunk(tokens, remap, keep, ptr, sub, win, wout, negtab, sig, logsig, sg, window, neg, lr,
+    def chunk(tokens, remap, keep, ptr, sub, wts, win, wout, negtab, sig, logsig, sg, window, neg, lr,
               total, progress, tid, rng, losses, stop):
         calls.append(tid)
         if len(calls) == 1:

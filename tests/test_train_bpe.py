@@ -26,7 +26,7 @@ def test_pieces_are_the_word_encoded_mid_text(tokdir):
     tok = scheme.tokenizer
     assert scheme.kind == "bpe" and scheme.size == tok.vocab_size and scheme.leading_space
     assert scheme.rows("cat").tolist() == tok.encode(" cat")
-    ptr, ids, nsub = subword_table(scheme, ["cat", "dogs"])
+    ptr, ids, _, nsub = subword_table(scheme, ["cat", "dogs"])
     assert nsub == tok.vocab_size
     assert ids[ptr[0]:ptr[1]].tolist() == [0] + [2 + i for i in tok.encode(" cat")]
     assert ids[ptr[1]:ptr[2]].tolist() == [1] + [2 + i for i in tok.encode(" dogs")]

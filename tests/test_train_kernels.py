@@ -31,7 +31,7 @@ def test_fnv1a_matches_gensim_ft_hash_bytes():
 
 @pytest.mark.parametrize("minn,maxn,buckets", [(3, 6, 2_000_000), (1, 3, 97), (2, 2, 10), (5, 9, 1)])
 def test_ngram_kernel_equals_reference(minn, maxn, buckets):
-    ptr, ids, nsub = subword_table(CharNgrams(minn, maxn, buckets), WORDS)
+    ptr, ids, _, nsub = subword_table(CharNgrams(minn, maxn, buckets), WORDS)
     nw = len(WORDS)
     assert nsub == buckets and ptr[0] == 0 and ptr[-1] == len(ids)
     for w, word in enumerate(WORDS):
@@ -42,7 +42,7 @@ def test_ngram_kernel_equals_reference(minn, maxn, buckets):
 
 
 def test_ngram_kernel_cat_exact():
-    ptr, ids, _ = subword_table(CharNgrams(3, 4, 1000), ["cat"])
+    ptr, ids, _, _ = subword_table(CharNgrams(3, 4, 1000), ["cat"])
     grams = [b"<ca", b"<cat", b"cat", b"cat>", b"at>"]
     assert char_ngrams("cat", 3, 4) == grams
     assert ids.tolist() == [0] + [1 + fnv1a32(g) % 1000 for g in grams]
@@ -147,16 +147,92 @@ def test_skipgram_subword_kernel_updates_the_bag_per_pair_like_fasttext():
     np.testing.assert_allclose(win, ref_in, atol=2e-3 * lr)
 
 
-def _run_kernel(tokens, win, wout, lr, skipgram, window, ptr=None, sub=None):
+def _run_kernel(tokens, win, wout, lr, skipgram, window, ptr=None, sub=None, wts=K.UNWEIGHTED):
     nw = wout.shape[0]
     if ptr is None:
         ptr, sub = np.arange(nw + 1, dtype=np.int64), np.arange(nw, dtype=np.int32)
     sig, logsig = K.sigmoid_tables()
     return K.train_chunk(tokens, np.arange(nw, dtype=np.int32), np.full(nw, 1 << 32, np.int64), ptr,
-                         sub, win, wout, _one_word_table(nw - 1, nw), sig, logsig, skipgram, window,
+                         sub, wts, win, wout, _one_word_table(nw - 1, nw), sig, logsig, skipgram,
+                         window,
                          1, lr, 1e15, np.zeros(1, np.int64), 0,
                          np.array([K.seed_state(0, 1)], np.uint64), np.zeros((1, 2)),
                          np.zeros(1, np.int32))
+
+
+BAG_PTR = np.array([0, 3, 6, 8, 9], np.int64)
+BAG_SUB = np.array([0, 4, 5, 1, 5, 6, 2, 4, 3], np.int32)
+
+
+def test_skipgram_weighted_bag_weighs_the_mean_and_each_rows_update():
+    """--bpe-bag weighted: the centre is the weighted mean of its bag; the window's summed
+    gradient moves each row by its weight times it (the mean itself advances by each pair's
+    gradient in place, as for unweighted bags)."""
+    rng = np.random.default_rng(5)
+    wts = rng.uniform(0.3, 2.0, len(BAG_SUB)).astype(np.float32)
+    win = rng.normal(scale=0.5, size=(7, 8)).astype(np.float32)
+    wout = rng.normal(scale=0.5, size=(4, 8)).astype(np.float32)
+    ref_in, ref_out = win.astype(np.float64), wout.astype(np.float64)
+    lr = 0.2
+    for center, ctxs in ((0, [1]), (1, [0, 2]), (2, [1])):
+        k = slice(BAG_PTR[center], BAG_PTR[center + 1])
+        bag, w = BAG_SUB[k], wts[k].astype(np.float64)
+        h = (w[:, None] * ref_in[bag]).sum(0) / w.sum()
+        total = np.zeros(8)
+        for ctx in ctxs:
+            _, gh, gout = _ref_loss_grad(h, ref_out, ctx, [3])
+            ref_out -= lr * gout
+            h -= lr * gh
+            total -= lr * gh
+        ref_in[bag] += w[:, None] * total
+    status = _run_kernel(np.array([0, 1, 2, -1], np.int32), win, wout, lr, skipgram=True,
+                         window=1, ptr=BAG_PTR, sub=BAG_SUB, wts=wts)
+    assert status == K.OK
+    np.testing.assert_allclose(wout, ref_out, atol=2e-3 * lr)
+    np.testing.assert_allclose(win, ref_in, atol=2e-3 * lr)
+    out = np.empty((4, 8), np.float32)
+    K.bag_means(win, BAG_PTR, BAG_SUB, wts, out)
+    for word in range(4):
+        k = slice(BAG_PTR[word], BAG_PTR[word + 1])
+        np.testing.assert_allclose(out[word], np.average(win[BAG_SUB[k]], axis=0, weights=wts[k]),
+                                   rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("skipgram", [True, False])
+def test_weights_of_one_are_the_unweighted_kernel_bit_for_bit(skipgram):
+    rng = np.random.default_rng(6)
+    tokens = rng.integers(0, 4, 60).astype(np.int32)
+    tokens[::7] = -1
+    win0 = rng.normal(scale=0.5, size=(7, 8)).astype(np.float32)
+    runs = []
+    for wts in (K.UNWEIGHTED, np.ones(len(BAG_SUB), np.float32)):
+        win, wout = win0.copy(), np.full((4, 8), 0.05, np.float32)
+        assert _run_kernel(tokens, win, wout, 0.1, skipgram, 2, BAG_PTR, BAG_SUB, wts) == K.OK
+        out = np.empty((4, 8), np.float32)
+        K.bag_means(win, BAG_PTR, BAG_SUB, wts, out)
+        runs.append((win, wout, out))
+    assert not np.array_equal(runs[0][0], win0)
+    for a, b in zip(*runs):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("skipgram", [True, False])
+def test_a_weight_of_two_is_two_copies_of_the_row(skipgram):
+    """Own weight 3 (``--bpe-bag all``) repeats the row; a weight does the same in one entry."""
+    ptr2 = np.array([0, 4, 7, 9, 10], np.int64)  # word 0's own row twice
+    sub2 = np.array([0, 0, 4, 5, 1, 5, 6, 2, 4, 3], np.int32)
+    wts = np.ones(len(BAG_SUB), np.float32)
+    wts[0] = 2.0
+    tokens = np.array([0, 1, 2, 0, 3, 0, -1, 2, 0, 1], np.int32)
+    runs = []
+    for ptr, sub, w in ((ptr2, sub2, K.UNWEIGHTED), (BAG_PTR, BAG_SUB, wts)):
+        win = (0.05 * np.arange(56, dtype=np.float32).reshape(7, 8) % 0.4).astype(np.float32)
+        wout = np.full((4, 8), 0.05, np.float32)
+        assert _run_kernel(tokens, win, wout, 0.1, skipgram, 2, ptr, sub, w) == K.OK
+        runs.append((win, wout))
+    for a, b in zip(*runs):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(runs[0][0], 0.05 * np.arange(56).reshape(7, 8) % 0.4)
 
 
 def test_a_negative_equal_to_the_target_is_drawn_again():
@@ -169,7 +245,7 @@ def test_a_negative_equal_to_the_target_is_drawn_again():
         wout = np.full((3, 4), 0.1, np.float32)
         K.train_chunk(np.array([0, 1, -1], np.int32), np.arange(3, dtype=np.int32),
                       np.full(3, 1 << 32, np.int64), np.arange(4, dtype=np.int64),
-                      np.arange(3, dtype=np.int32), win, wout, negtab, sig, logsig, False, 1, 1,
+                      np.arange(3, dtype=np.int32), K.UNWEIGHTED, win, wout, negtab, sig, logsig, False, 1, 1,
                       0.1, 1e15, np.zeros(1, np.int64), 0, np.array([K.seed_state(seed, 1)], np.uint64),
                       np.zeros((1, 2)), np.zeros(1, np.int32))
         assert not np.allclose(wout[2], 0.1), seed
@@ -214,5 +290,5 @@ def test_bag_means_are_fasttext_word_vectors():
     ptr = np.array([0, 3, 4], np.int64)
     sub = np.array([0, 2, 5, 1], np.int32)
     out = np.empty((2, 2), np.float32)
-    K.bag_means(win, ptr, sub, out)
+    K.bag_means(win, ptr, sub, K.UNWEIGHTED, out)
     np.testing.assert_allclose(out, [win[[0, 2, 5]].mean(0), win[1]], rtol=1e-6)

@@ -112,14 +112,19 @@ class Vectors:
         return v
 
     def oov_vector(self, word: str) -> np.ndarray:
-        """Mean of the word's subword rows; raises ``UnknownWordError`` when it has none."""
+        """(Weighted) mean of the word's subword rows; raises ``UnknownWordError`` when it has
+        none."""
         if self.scheme is None:
             raise UnknownWordError(word, "not in the vocabulary and the model has no subwords")
         rows = np.asarray(self.scheme.rows(word), dtype=np.int64)
         if rows.size == 0:
             raise UnknownWordError(word, "not in the vocabulary and it has no subwords")
         block = np.asarray(self.subword_rows[rows], dtype=np.float32)
-        return block.sum(axis=0, dtype=np.float32) * np.float32(1.0 / rows.size)
+        weigh = getattr(self.scheme, "row_weights", None)
+        w = weigh(rows) if weigh is not None else None
+        if w is None:
+            return block.sum(axis=0, dtype=np.float32) * np.float32(1.0 / rows.size)
+        return (w @ block) * np.float32(1.0 / w.sum(dtype=np.float64))
 
     def has_vector(self, word: str) -> bool:
         try:

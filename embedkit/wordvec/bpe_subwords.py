@@ -62,23 +62,27 @@ class BpePieces:
 
 
 class BpeBag:
-    """``--bpe-bag all``: a word's subword rows are all the BPE tokens it contains (see bpe_bag)."""
+    """``--bpe-bag all``: a word's subword rows are all the BPE tokens it contains (see bpe_bag);
+    ``--bpe-bag weighted``: the same rows, weighed in the bag's mean (``BagIndex.weigh``)."""
 
     kind = "bpe"
-    bag = "all"
 
     def __init__(self, tokenizer, min_len: int = 2, max_len: int = 0, where: str = "tokenizer",
-                 own: int | None = None):
+                 own: int | None = None, bag: str = "all"):
         from .bpe_bag import OWN_WEIGHT, BagIndex
 
         self.tokenizer = tokenizer
+        self.bag = bag
+        if bag == "weighted":
+            own = 1
         self.index = BagIndex(tokenizer, min_len, max_len, where, OWN_WEIGHT if own is None else own)
 
     @classmethod
-    def load(cls, tokdir: str | os.PathLike, min_len: int = 2, max_len: int = 0) -> "BpeBag":
+    def load(cls, tokdir: str | os.PathLike, min_len: int = 2, max_len: int = 0,
+             bag: str = "all") -> "BpeBag":
         from ..bpe.model import BPETokenizer
 
-        return cls(BPETokenizer.load(tokdir), min_len, max_len, os.fspath(tokdir))
+        return cls(BPETokenizer.load(tokdir), min_len, max_len, os.fspath(tokdir), bag=bag)
 
     @property
     def size(self) -> int:
@@ -88,17 +92,30 @@ class BpeBag:
     def rows(self, word: str) -> np.ndarray:
         return self.index.rows(word)
 
+    def row_weights(self, rows: np.ndarray) -> np.ndarray | None:
+        """The weights of subword ``rows`` in a bag's mean (None: all 1)."""
+        return None if self.index.weights is None else self.index.weights[rows]
+
     def table(self, words: list[str], first_row: int,
-              prune: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """The bags of ``words``; ``prune`` (training's call): afterwards the table has only the
-        rows these bags use (``BagIndex.keep``), and the ids are renumbered to match."""
+              prune: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The bags of ``words`` and their entries' weights (empty: all 1); ``prune`` (training's
+        call): afterwards the table has only the rows these bags use (``BagIndex.keep``), the ids
+        are renumbered to match, and a weighted bag's weights come from these bags."""
+        from .kernels import UNWEIGHTED
+
         ptr, ids = self.index.table(words, first_row)
+        sub = ids >= first_row
         if prune:
-            sub = ids >= first_row
             used = np.unique(ids[sub]) - first_row
             ids[sub] = np.searchsorted(used, ids[sub] - first_row) + first_row
             self.index.keep(used)
-        return ptr, ids
+            if self.bag == "weighted":
+                self.index.weigh(ids[sub] - first_row)
+        if self.index.weights is None:
+            return ptr, ids, UNWEIGHTED
+        wts = np.ones(len(ids), np.float32)
+        wts[sub] = self.index.weights[ids[sub] - first_row]
+        return ptr, ids, wts
 
     def to_meta(self) -> dict:
         meta = {"kind": self.kind, "bag": self.bag, "min_len": self.index.min_len,
@@ -106,6 +123,8 @@ class BpeBag:
                 "files": self.tokenizer.to_files()}
         if self.index.kept is not None:
             meta["rows"] = self.index.kept.tolist()
+        if self.index.weights is not None:
+            meta["weights"] = self.index.weights.tolist()  # float32 values: exact through JSON
         return meta
 
     @classmethod
@@ -114,26 +133,31 @@ class BpeBag:
 
         scheme = cls(BPETokenizer.from_files(meta["files"], "model subwords"),
                      int(meta["min_len"]), int(meta["max_len"]), "model subwords",
-                     int(meta.get("own_weight", 1)))
+                     int(meta.get("own_weight", 1)), meta["bag"])
         if "rows" in meta:  # pruned in training; older models kept every row
             rows = np.asarray(meta["rows"], dtype=np.int64)
             if rows.ndim != 1 or np.any(np.diff(rows) <= 0) or \
                     (len(rows) and not 0 <= rows[0] <= rows[-1] < scheme.size):
                 raise ValueError("'rows' is not an increasing list of token rows")
             scheme.index.keep(rows)
+        if scheme.bag == "weighted":
+            w = np.asarray(meta.get("weights", ()), dtype=np.float64)
+            if w.shape != (scheme.size,) or not (np.isfinite(w).all() and (w > 0).all()):
+                raise ValueError(f"'weights' must be {scheme.size} positive numbers, one per row")
+            scheme.index.weights = w.astype(np.float32)
         return scheme
 
 
 def load_scheme(tokdir: str | os.PathLike, bag: str, min_len: int, max_len: int):
     """The ``--subwords bpe`` scheme for ``--bpe-bag`` ``bag``."""
-    if bag == "all":
-        return BpeBag.load(tokdir, min_len, max_len)
+    if bag in ("all", "weighted"):
+        return BpeBag.load(tokdir, min_len, max_len, bag)
     return BpePieces.load(tokdir)
 
 
 def scheme_from_meta(meta: dict):
     """Models saved before ``--bpe-bag`` existed have no ``bag``: they are segmentations."""
-    if meta.get("bag", "segmentation") == "all":
+    if meta.get("bag", "segmentation") in ("all", "weighted"):
         return BpeBag.from_meta(meta)
     if meta.get("bag", "segmentation") != "segmentation":
         raise ValueError(f"unknown BPE bag {meta['bag']!r}")

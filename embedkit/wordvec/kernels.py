@@ -3,7 +3,8 @@
 The model is fastText's: one input matrix ``win`` whose first V rows are words and whose next rows
 are subwords (char n-gram buckets or BPE pieces), one output matrix ``wout`` [V, D]. A word's
 "bag" is ``sub[ptr[w]:ptr[w + 1]]`` (its own row first, then its subword rows), so the same kernel
-trains with and without subwords.
+trains with and without subwords. A bag is a plain mean, or, with ``wts`` (one weight per entry of
+``sub``; ``--bpe-bag weighted``), a weighted one; an empty ``wts`` keeps the plain loops.
 
 Randomness is a per-thread xorshift64* state passed in and returned, so ``threads=1`` with a fixed
 seed is bit-reproducible. Sigmoid and log-sigmoid come from lookup tables over [-MAX_EXP, MAX_EXP]
@@ -24,6 +25,7 @@ MAX_SENT = 10_000  # kept tokens per sentence (gensim's limit); a longer line go
 OK, DIVERGED, STOPPED = 0, 1, 2
 _BIG = 1e30
 _REDRAWS = 16
+UNWEIGHTED = np.zeros(0, np.float32)  # ``wts`` for bags whose entries all weigh 1
 
 
 def sigmoid_tables() -> tuple[np.ndarray, np.ndarray]:
@@ -182,20 +184,16 @@ def all_finite(mat):
 
 
 @njit(cache=True, nogil=True)
-def bag_means(win, ptr, sub, out):
-    """out[w] = mean of win rows in word w's bag (fastText's word vectors)."""
+def bag_means(win, ptr, sub, wts, out):
+    """out[w] = (weighted) mean of win rows in word w's bag (fastText's word vectors)."""
     dim = win.shape[1]
     for w in range(out.shape[0]):
         a, b = ptr[w], ptr[w + 1]
+        vec = out[w]
+        vec[:] = 0.0
+        inv = np.float32(1.0 / _add_bag(vec, win, sub, wts, a, b))
         for d in range(dim):
-            out[w, d] = 0.0
-        for k in range(a, b):
-            r = sub[k]
-            for d in range(dim):
-                out[w, d] += win[r, d]
-        inv = np.float32(1.0 / (b - a))
-        for d in range(dim):
-            out[w, d] *= inv
+            vec[d] *= inv
 
 
 @njit(cache=True, inline="always", fastmath=FASTMATH)
@@ -212,6 +210,39 @@ def _add_to_row(mat, r, src):
     dst = mat[r]
     for d in range(src.shape[0]):
         dst[d] += src[d]
+
+
+@njit(cache=True, inline="always", fastmath=FASTMATH)
+def _add_bag(dst, win, sub, wts, a, b):
+    """dst += the rows of the bag ``sub[a:b]``, each times its weight ``wts[k]`` (``wts`` empty:
+    every weight is 1); returns the sum of the weights."""
+    if wts.shape[0] == 0:
+        for k in range(a, b):
+            _add_row(dst, win, sub[k])
+        return float(b - a)
+    total = 0.0
+    for k in range(a, b):
+        src = win[sub[k]]
+        f = wts[k]
+        total += f
+        for d in range(dst.shape[0]):
+            dst[d] += f * src[d]
+    return total
+
+
+@njit(cache=True, inline="always", fastmath=FASTMATH)
+def _update_bag(win, sub, wts, a, b, src):
+    """Every row of the bag ``sub[a:b]`` += its weight times ``src`` (fastText: each row gets the
+    whole gradient, so a weight-w row moves as w copies of it would)."""
+    if wts.shape[0] == 0:
+        for k in range(a, b):
+            _add_to_row(win, sub[k], src)
+        return
+    for k in range(a, b):
+        dst = win[sub[k]]
+        f = wts[k]
+        for d in range(src.shape[0]):
+            dst[d] += f * src[d]
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
@@ -307,10 +338,11 @@ def _read_sentence(tokens, i, n, remap, keep, sen, x):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def train_chunk(tokens, remap, keep, ptr, sub, win, wout, negtab, sig, logsig, skipgram, window,
+def train_chunk(tokens, remap, keep, ptr, sub, wts, win, wout, negtab, sig, logsig, skipgram, window,
                 negative, lr0, total_words, progress, tid, rng, losses, stop):
     """Train on ``tokens`` (raw ids, -1 ends a sentence) with CBOW or skip-gram + negative sampling.
 
+    ``wts`` (empty: all 1) weighs each bag entry ``sub[k]`` in the bag's mean and its update.
     ``remap`` maps raw ids to vocabulary ids (-1 = not in vocabulary), ``keep[w]`` is the subsampling
     threshold in [0, 2**32]. ``progress[tid]`` counts vocabulary words read by this thread; the
     learning rate decays linearly with ``sum(progress) / total_words`` (all threads), as in
@@ -361,9 +393,7 @@ def train_chunk(tokens, remap, keep, ptr, sub, win, wout, negtab, sig, logsig, s
                 # gradient; so the mean is advanced in place and the rows get the window's sum once
                 # (same updates, one pass over the bag instead of one per context word).
                 hidden[:] = 0.0
-                for k in range(a, b):
-                    _add_row(hidden, win, sub[k])
-                inv = np.float32(1.0 / (b - a))
+                inv = np.float32(1.0 / _add_bag(hidden, win, sub, wts, a, b))
                 for d in range(dim):
                     hidden[d] *= inv
                 total[:] = 0.0
@@ -373,19 +403,16 @@ def train_chunk(tokens, remap, keep, ptr, sub, win, wout, negtab, sig, logsig, s
                 lcount += cnt
                 if status != OK:
                     break
-                for k in range(a, b):
-                    _add_to_row(win, sub[k], total)
+                _update_bag(win, sub, wts, a, b, total)
             else:
                 hidden[:] = 0.0
-                cnt = 0
+                cnt = 0.0
                 for c in range(lo, hi):
                     if c == pos:
                         continue
                     cw = sen[c]
-                    for k in range(ptr[cw], ptr[cw + 1]):
-                        _add_row(hidden, win, sub[k])
-                    cnt += ptr[cw + 1] - ptr[cw]
-                if cnt == 0:
+                    cnt += _add_bag(hidden, win, sub, wts, ptr[cw], ptr[cw + 1])
+                if cnt == 0.0:
                     continue
                 inv = np.float32(1.0 / cnt)
                 for d in range(dim):
@@ -402,8 +429,7 @@ def train_chunk(tokens, remap, keep, ptr, sub, win, wout, negtab, sig, logsig, s
                     if c == pos:
                         continue
                     cw = sen[c]
-                    for k in range(ptr[cw], ptr[cw + 1]):
-                        _add_to_row(win, sub[k], grad)
+                    _update_bag(win, sub, wts, ptr[cw], ptr[cw + 1], grad)
     rng[tid] = x
     losses[tid, 0] += lsum
     losses[tid, 1] += lcount

@@ -79,11 +79,12 @@ def make_scheme(opts: TrainOptions):
     return None
 
 
-def subword_table(scheme, words: list[str]) -> tuple[np.ndarray, np.ndarray, int]:
-    """CSR bags: word w's input rows are ``ids[ptr[w]:ptr[w+1]]`` (its own row first); + #subword rows."""
+def subword_table(scheme, words: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """CSR bags: word w's input rows are ``ids[ptr[w]:ptr[w+1]]`` (its own row first), each entry
+    weighing ``wts`` (empty: all 1); + #subword rows."""
     nw = len(words)
     if scheme is None:
-        return np.arange(nw + 1, dtype=np.int64), np.arange(nw, dtype=np.int32), 0
+        return np.arange(nw + 1, dtype=np.int64), np.arange(nw, dtype=np.int32), K.UNWEIGHTED, 0
     if scheme.kind == "char":
         # fastText gives its EOS token no n-grams; so does embedkit.subwords (the reference).
         enc = [b"" if w == EOS else ("<" + w + ">").encode("utf-8", "surrogateescape") for w in words]
@@ -91,10 +92,10 @@ def subword_table(scheme, words: list[str]) -> tuple[np.ndarray, np.ndarray, int
         np.cumsum([len(e) for e in enc], out=offsets[1:])
         data = np.frombuffer(b"".join(enc), dtype=np.uint8)
         ptr, ids = K.fnv1a_ngram_rows(data, offsets, scheme.minn, scheme.maxn, scheme.buckets, nw)
-        return ptr, ids, scheme.buckets
-    if getattr(scheme, "bag", "") == "all":
-        ptr, ids = scheme.table(words, nw, prune=True)
-        return ptr, ids, scheme.size
+        return ptr, ids, K.UNWEIGHTED, scheme.buckets
+    if getattr(scheme, "bag", "") in ("all", "weighted"):
+        ptr, ids, wts = scheme.table(words, nw, prune=True)
+        return ptr, ids, wts, scheme.size
     rows = scheme.rows_many(words)
     ptr = np.zeros(nw + 1, np.int64)
     np.cumsum([len(r) + 1 for r in rows], out=ptr[1:])
@@ -102,7 +103,7 @@ def subword_table(scheme, words: list[str]) -> tuple[np.ndarray, np.ndarray, int
     for w, r in enumerate(rows):
         ids[ptr[w]] = w
         ids[ptr[w] + 1:ptr[w + 1]] = nw + r
-    return ptr, ids, scheme.size
+    return ptr, ids, K.UNWEIGHTED, scheme.size
 
 
 def _corpus_name(corpus) -> str:
@@ -142,19 +143,19 @@ def fit(corpus: Iterable, opts: TrainOptions, quiet: bool = True, counts=None) -
         else:
             vocab, sp.tokens = known_vocab(known), counts.tokens
         nw = len(vocab.words)
-        ptr, sub, nsub = subword_table(scheme, vocab.words)
+        ptr, sub, wts, nsub = subword_table(scheme, vocab.words)
         check_memory(nw + nsub, opts.dim, nw)
         win = np.empty((nw + nsub, opts.dim), np.float32)
         K.fill_uniform(win, opts.seed, 0, 1.0 / opts.dim)  # fastText and gensim 4: U(±1/dim)
         wout = np.zeros((nw, opts.dim), np.float32)
-        _run_epochs(sp, vocab, ptr, sub, win, wout, opts, quiet)
+        _run_epochs(sp, vocab, ptr, sub, wts, win, wout, opts, quiet)
     if not (K.all_finite(win) and K.all_finite(wout)):
         raise TrainingError(_diverged_message(opts))
     if scheme is None:
         vectors = win[:nw]
     else:
         vectors = np.empty((nw, opts.dim), np.float32)
-        K.bag_means(win, ptr, sub, vectors)
+        K.bag_means(win, ptr, sub, wts, vectors)
     settings = dict(opts.settings(), tokens=sp.tokens, train_words=vocab.train_words,
                     vocab_size=nw)
     return TrainedModel(vocab.words, vectors, vocab.counts, win[:nw], wout,
@@ -187,7 +188,8 @@ def postfix(loss: float, done: int, total: float, elapsed: float, threads: int, 
     return f"loss={figure(loss)} lr={now:.5f} w/s/thread={rate:,.0f}"
 
 
-def _run_epochs(sp, vocab: Vocab, ptr, sub, win, wout, opts: TrainOptions, quiet: bool) -> None:
+def _run_epochs(sp, vocab: Vocab, ptr, sub, wts, win, wout, opts: TrainOptions,
+                quiet: bool) -> None:
     T = opts.threads
     nchunks = len(sp.chunks) - 1
     jobs = opts.epochs * nchunks
@@ -226,7 +228,7 @@ def _run_epochs(sp, vocab: Vocab, ptr, sub, win, wout, opts: TrainOptions, quiet
                 if j >= jobs:
                     return
                 tokens = sp.read_chunk(fd, chunk_order(j // nchunks)[j % nchunks])
-                st = K.train_chunk(tokens, vocab.remap, keep, ptr, sub, win, wout, negtab, sig,
+                st = K.train_chunk(tokens, vocab.remap, keep, ptr, sub, wts, win, wout, negtab, sig,
                                    logsig, opts.model == "skipgram", opts.window, opts.negative,
                                    opts.lr, total, progress, tid, rng, losses, stop)
                 if st == K.DIVERGED:

@@ -62,10 +62,10 @@ class FastTextModel:
         """Every dictionary word's vector, as fastText's ``get_word_vector`` gives it."""
         if self._vectors is None:
             ptr, ids = self.bags(self.keys, own_rows=True)
-            from ...wordvec.kernels import bag_means
+            from ...wordvec.kernels import UNWEIGHTED, bag_means
 
             out = np.empty((self.nwords, self.input.shape[1]), np.float32)
-            bag_means(self.input, ptr, ids, out)
+            bag_means(self.input, ptr, ids, UNWEIGHTED, out)
             self._vectors = out
         return self._vectors
 
