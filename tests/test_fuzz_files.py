@@ -140,9 +140,10 @@ def test_tokenizer_counts_and_classifier_mutations(kind, tokenizer_files, tmp_pa
     run()
 
 
-@pytest.fixture(scope="module")
-def bag_seed(tmp_path_factory):
-    """A vectors model with ``--bpe-bag all`` subwords: its meta holds the kept n-gram rows."""
+@pytest.fixture(scope="module", params=["all", "weighted"])
+def bag_seed(tmp_path_factory, request):
+    """A vectors model with ``--bpe-bag all`` or ``weighted`` subwords: its meta holds the kept
+    n-gram rows (and, weighted, one weight per row)."""
     import embedkit
     from embedkit import BPETokenizer
 
@@ -150,7 +151,7 @@ def bag_seed(tmp_path_factory):
     lines = TOKENIZER_TEXT * 20
     BPETokenizer.train(lines, 290).save(d / "tok")
     v = embedkit.train(lines, dim=4, epochs=1, min_count=1, subwords="bpe", tokenizer=d / "tok",
-                       bpe_bag="all", threads=1)
+                       bpe_bag=request.param, threads=1)
     v.save_native(d / "m0.ekv")
     meta, arrays = read_store(d / "m0.ekv", mmap=False)
     write_store(d / "m.ekv", "vectors", dict(meta, **_slack()), arrays)
@@ -159,11 +160,18 @@ def bag_seed(tmp_path_factory):
 
 @st.composite
 def bag_mutation(draw, data: bytes) -> bytes:
-    """``store_mutation``, or the kept-rows list lying (reordered, cut, out of range, junk)."""
+    """``store_mutation``, or the kept-rows list lying (reordered, cut, out of range, junk), or
+    a weighted bag's weights lying (cut, one more, zero, negative, infinite, junk)."""
     if draw(st.booleans()):
         return draw(store_mutation(data))
     header, _ = _json_header(data)
     sub = header["meta"]["subwords"]
+    if "weights" in sub and draw(st.booleans()):
+        w = sub["weights"]
+        sub["weights"] = draw(st.sampled_from(
+            [w[:-1], w + [1.0], [0.0] + w[1:], [-1.0] + w[1:], [1e309] + w[1:], ["x"] + w[1:],
+             [[1.0]] * len(w), {}, None, 3, []]))
+        return _with_header(data, header)
     rows = sub["rows"]
     sub["rows"] = draw(st.sampled_from(
         [rows[::-1], rows[:-1], rows + [rows[-1] + 1], rows[:1] * len(rows), [-1] + rows[1:],
@@ -173,6 +181,7 @@ def bag_mutation(draw, data: bytes) -> bytes:
 
 def test_bpe_bag_vectors_mutations(bag_seed, tmp_path_factory):
     data = bag_seed.read_bytes()
+    bag = _json_header(data)[0]["meta"]["subwords"]["bag"]
     where = tmp_path_factory.mktemp("bagm") / "m.ekv"
     _use_vectors(bag_seed)
 
@@ -181,7 +190,7 @@ def test_bpe_bag_vectors_mutations(bag_seed, tmp_path_factory):
     @given(st.data())
     def run(data_):
         where.write_bytes(data_.draw(bag_mutation(data)))
-        _outcome("native .ekv with BPE bags", where, _use_vectors)
+        _outcome(f"native .ekv with --bpe-bag {bag}", where, _use_vectors)
 
     run()
 
