@@ -43,6 +43,8 @@ import threading
 import time
 from pathlib import Path
 
+import procs  # benchmarks/procs.py: each tool is measured through its launcher
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = REPO.parent / "shared" / "data" / "corpus" / "dev.txt"
 
@@ -73,17 +75,16 @@ def measure(cmd: list[str], stdin=None, stdout=subprocess.DEVNULL) -> tuple[floa
     """(seconds, max RSS MB of the largest process, peak RSS MB summed over the process tree)."""
     import psutil
 
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+    child = procs.Child(cmd, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
     peak = [0.0]
     done = threading.Event()
 
-    def sample():
+    def sample():  # the tool's tree: the launcher's descendants
         try:
-            root = psutil.Process(proc.pid)
+            root = psutil.Process(child.proc.pid)
             while not done.is_set():
                 total = 0
-                for p in [root] + root.children(recursive=True):
+                for p in root.children(recursive=True):
                     try:
                         total += p.memory_info().rss
                     except psutil.Error:
@@ -95,15 +96,12 @@ def measure(cmd: list[str], stdin=None, stdout=subprocess.DEVNULL) -> tuple[floa
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t
+    _, err = child.finish()
     done.set()
     th.join()
-    err = proc.stderr.read().decode(errors="replace")
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{err}")
-    return seconds, usage.ru_maxrss / 1024, peak[0]
+    if child.code != 0:
+        raise SystemExit(f"failed ({child.code}): {' '.join(cmd)}\n{err.decode(errors='replace')}")
+    return child.wall, child.rss_mib, peak[0]
 
 
 def learn_commands(corpus: Path, size: int, out: Path, threads: int) -> dict[str, list[str]]:

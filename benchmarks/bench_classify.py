@@ -24,8 +24,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+import procs  # benchmarks/procs.py: each tool is measured through its launcher
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "probe"
 SETS = ["pros_cons", "movie_reviews"]
@@ -63,14 +64,10 @@ print(fasttext.load_model(sys.argv[1]).test(sys.argv[2])[1])
 
 def run(cmd, stdout=subprocess.DEVNULL) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one child process."""
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t
-    err = p.stderr.read().decode(errors="replace")
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{cmd[:5]} failed: {err[-2000:]}")
-    return wall, usage.ru_maxrss / 1024
+    child, _, err = procs.run(cmd, stdout=stdout, stderr=subprocess.PIPE)
+    if child.code != 0:
+        raise RuntimeError(f"{cmd[:5]} failed: {err.decode(errors='replace')[-2000:]}")
+    return child.wall, child.rss_mib
 
 
 def prepare(name: str, tmp: Path, predict_lines: int) -> dict:

@@ -12,12 +12,12 @@ Memory is not noisy; the times are, so run this on a quiet machine.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+import procs  # benchmarks/procs.py: each tool is measured through its launcher
 
 GENERATE = """
 import sys
@@ -51,13 +51,10 @@ print(time.perf_counter() - t)
 
 def _run(args: list[str]) -> tuple[float, int, str]:
     """(seconds, peak RSS bytes, stdout) of a child process."""
-    t = time.perf_counter()
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-    out = p.stdout.read()
-    _, status, usage = os.wait4(p.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+    child, out, _ = procs.run(args, stdout=subprocess.PIPE, text=True)
+    if child.code != 0:
         sys.exit(f"failed: {' '.join(args)}")
-    return time.perf_counter() - t, usage.ru_maxrss * 1024, out
+    return child.wall, child.rss_mib * 2**20, out
 
 
 def main() -> None:

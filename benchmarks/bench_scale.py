@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import random
 import shutil
 import statistics
@@ -29,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import procs  # benchmarks/procs.py: each tool is measured through its launcher
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus" / "dev.txt"
 
@@ -58,13 +59,10 @@ def generate(out: Path, gb: float, shards: int, seed: int = 0) -> int:
 
 def timed(cmd: list[str]) -> tuple[float, float]:
     """(wall seconds, peak RSS MiB) of a child process."""
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status) != 0:
+    child, _, _ = procs.run(cmd, stdout=subprocess.DEVNULL)
+    if child.code != 0:
         sys.exit(f"failed: {' '.join(cmd)}")
-    return wall, usage.ru_maxrss / 1024
+    return child.wall, child.rss_mib
 
 
 def _maxrss_mib() -> float:
@@ -98,14 +96,12 @@ def one_shard(path: str) -> tuple[float, float, int]:
     code = ("import sys, time, gzip\nfrom embedkit.bpe.count import count_shard\n"
             "from embedkit.cluster import warm_up\nwarm_up()\nt = time.perf_counter()\n"
             "count_shard(sys.argv[1])\nprint(time.perf_counter() - t)\n")
-    p = subprocess.Popen([sys.executable, "-c", code, path], stdout=subprocess.PIPE, text=True)
-    out = p.stdout.read()
-    _, status, usage = os.wait4(p.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+    child, out, _ = procs.run([sys.executable, "-c", code, path], stdout=subprocess.PIPE, text=True)
+    if child.code != 0:
         sys.exit("one-shard count failed")
     with gzip.open(path, "rb") as f:
         size = sum(len(b) for b in iter(lambda: f.read(1 << 24), b""))
-    return float(out), usage.ru_maxrss / 1024, size
+    return float(out), child.rss_mib, size
 
 
 def embed_figures(shards: Path, work: Path, mb: float, workers: int, repeat: int) -> dict:

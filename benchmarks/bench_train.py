@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import random
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+import procs  # benchmarks/procs.py: each tool is measured through its launcher
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CORPUS = DATA / "corpus" / "dev.tok"
@@ -117,33 +117,13 @@ TOOLS = {
 }
 
 
-# Linux's max RSS of a child counts the memory of the process it was forked from (exec keeps the
-# larger figure), and this script grows as it loads vectors to score them; so each tool is forked
-# from this small launcher, which reports the tool's own max RSS on a pipe.
-_LAUNCH = """import os, sys
-pid = os.fork()
-if pid == 0:
-    os.execvp(sys.argv[2], sys.argv[2:])
-_, status, usage = os.wait4(pid, 0)
-os.write(int(sys.argv[1]), str(usage.ru_maxrss).encode())
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
-
-
 def run(cmd) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one child process."""
-    r, w = os.pipe()
-    t = time.perf_counter()
-    p = subprocess.Popen([sys.executable, "-S", "-c", _LAUNCH, str(w), *cmd], pass_fds=(w,),
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    os.close(w)
-    err = p.communicate()[1].decode(errors="replace")
-    wall = time.perf_counter() - t
-    with os.fdopen(r, "rb") as f:
-        kib = f.read()
-    if p.returncode != 0:
-        raise RuntimeError(f"{cmd[:4]} failed ({p.returncode}): {err[-2000:]}")
-    return wall, int(kib) / 1024
+    child, _, err = procs.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if child.code != 0:
+        raise RuntimeError(f"{cmd[:4]} failed ({child.code}): "
+                           f"{err.decode(errors='replace')[-2000:]}")
+    return child.wall, child.rss_mib
 
 
 def quality(vec: str) -> tuple[float, float]:

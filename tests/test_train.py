@@ -109,6 +109,16 @@ def test_two_threads_train_and_learn():
     assert within > across + 0.3, (within, across)
 
 
+def test_two_threads_hand_back_only_the_shared_rows():
+    """With 2 threads, thread 1 trains private copies of the hot rows, appended to the input
+    matrix; the model's rows are the shared ones only (the merge itself is checked in
+    test_train_kernels)."""
+    m = fit(topic_corpus(300), small(threads=2, subwords="char", buckets=500))
+    assert m.subword_rows.shape == (500, 16) and m.input.shape == (len(m.words), 16)
+    assert m.subword_rows.base is not None and m.subword_rows.base.shape[0] > len(m.words) + 500
+    assert np.isfinite(m.vectors).all()
+
+
 def test_vocabulary_order_min_count_and_max_vocab(tmp_path):
     lines = ["b a b c", "c b", "d"]
     sp = spool_corpus(lines, tmp_path)
@@ -248,7 +258,7 @@ def test_model_option_reaches_the_kernel(monkeypatch):
     real = trainer.K.train_chunk
 
     def spy(*args):
-        calls.append(args[11:15])  # skipgram, window, negative, lr
+        calls.append(args[13:17])  # skipgram, window, negative, lr
         return real(*args)
 
     monkeypatch.setattr(trainer.K, "train_chunk", spy)
@@ -457,7 +467,7 @@ def test_nan_in_the_output_rows_alone_is_divergence(monkeypatch):
     from embedkit.errors import TrainingError
     from embedkit.wordvec import trainer
 
-    def poison(sp, vocab, ptr, sub, wts, win, wout, opts, quiet):
+    def poison(sp, vocab, ptr, sub, wts, hot, keep, win, wout, opts, quiet):
         wout[0, 0] = np.nan
 
     monkeypatch.setattr(trainer, "_run_epochs", poison)
@@ -469,8 +479,8 @@ def test_divergence_names_how_far_training_got(monkeypatch):
     from embedkit.errors import TrainingError
     from embedkit.wordvec import trainer
 
-    def diverge(tokens, remap, keep, ptr, sub, wts, win, wout, negtab, sig, logsig, sg, window, neg,
-                lr, total, progress, tid, rng, losses, stop):
+    def diverge(tokens, remap, keep, ptr, sub, wts, hot, first, win, wout, negtab, sig, logsig, sg,
+                window, neg, lr, total, progress, tid, rng, losses, stop):
         progress[tid] = int(0.6 * total)
         return trainer.K.DIVERGED
 
@@ -500,8 +510,8 @@ def test_divergence_in_one_thread_stops_the_others(monkeypatch):
 
     calls = []
 
-    def chunk(tokens, remap, keep, ptr, sub, wts, win, wout, negtab, sig, logsig, sg, window, neg, lr,
-              total, progress, tid, rng, losses, stop):
+    def chunk(tokens, remap, keep, ptr, sub, wts, hot, first, win, wout, negtab, sig, logsig, sg,
+              window, neg, lr, total, progress, tid, rng, losses, stop):
         calls.append(tid)
         if len(calls) == 1:
             return trainer.K.DIVERGED

@@ -147,15 +147,15 @@ def test_skipgram_subword_kernel_updates_the_bag_per_pair_like_fasttext():
     np.testing.assert_allclose(win, ref_in, atol=2e-3 * lr)
 
 
-def _run_kernel(tokens, win, wout, lr, skipgram, window, ptr=None, sub=None, wts=K.UNWEIGHTED):
+def _run_kernel(tokens, win, wout, lr, skipgram, window, ptr=None, sub=None, wts=K.UNWEIGHTED,
+                hot=K.NO_HOT, first=0):
     nw = wout.shape[0]
     if ptr is None:
         ptr, sub = np.arange(nw + 1, dtype=np.int64), np.arange(nw, dtype=np.int32)
     sig, logsig = K.sigmoid_tables()
     return K.train_chunk(tokens, np.arange(nw, dtype=np.int32), np.full(nw, 1 << 32, np.int64), ptr,
-                         sub, wts, win, wout, _one_word_table(nw - 1, nw), sig, logsig, skipgram,
-                         window,
-                         1, lr, 1e15, np.zeros(1, np.int64), 0,
+                         sub, wts, hot, first, win, wout, _one_word_table(nw - 1, nw), sig, logsig,
+                         skipgram, window, 1, lr, 1e15, np.zeros(1, np.int64), 0,
                          np.array([K.seed_state(0, 1)], np.uint64), np.zeros((1, 2)),
                          np.zeros(1, np.int32))
 
@@ -245,7 +245,8 @@ def test_a_negative_equal_to_the_target_is_drawn_again():
         wout = np.full((3, 4), 0.1, np.float32)
         K.train_chunk(np.array([0, 1, -1], np.int32), np.arange(3, dtype=np.int32),
                       np.full(3, 1 << 32, np.int64), np.arange(4, dtype=np.int64),
-                      np.arange(3, dtype=np.int32), K.UNWEIGHTED, win, wout, negtab, sig, logsig, False, 1, 1,
+                      np.arange(3, dtype=np.int32), K.UNWEIGHTED, K.NO_HOT, 0, win, wout, negtab, sig,
+                      logsig, False, 1, 1,
                       0.1, 1e15, np.zeros(1, np.int64), 0, np.array([K.seed_state(seed, 1)], np.uint64),
                       np.zeros((1, 2)), np.zeros(1, np.int32))
         assert not np.allclose(wout[2], 0.1), seed
@@ -292,3 +293,92 @@ def test_bag_means_are_fasttext_word_vectors():
     out = np.empty((2, 2), np.float32)
     K.bag_means(win, ptr, sub, K.UNWEIGHTED, out)
     np.testing.assert_allclose(out, [win[[0, 2, 5]].mean(0), win[1]], rtol=1e-6)
+
+
+def _hot_run(tokens, skipgram, ptr, sub, wts, hot):
+    """One thread trained with ``hot`` rows in private copies (rows 7.. of an extended ``win``)."""
+    from embedkit.wordvec.trainer import thread_subs
+
+    rng = np.random.default_rng(8)
+    win = np.zeros((7 + len(hot), 8), np.float32)
+    win[:7] = rng.normal(scale=0.5, size=(7, 8))
+    wout = np.full((4, 8), 0.05, np.float32)
+    mine = thread_subs(sub, hot, 7, 2)[1]  # thread 0 writes the shared rows
+    assert _run_kernel(tokens, win, wout, 0.1, skipgram, 2, ptr, mine, wts, hot, 7) == K.OK
+    return win, wout
+
+
+@pytest.mark.parametrize("skipgram", [True, False])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("bags", [True, False])
+@pytest.mark.parametrize("n,atol", [(K.HOT_SYNC - 1, 1e-6), (3 * K.HOT_SYNC, 1e-3)])
+def test_private_hot_rows_train_as_the_shared_rows_would(skipgram, weighted, bags, n, atol):
+    """A thread that works on private copies of hot rows (merged every HOT_SYNC positions and at
+    the chunk's end) makes the same updates as one writing them in place: alone, it ends with the
+    same matrices up to float rounding, and each copy equals its merged shared row. (Rounding
+    alone: a merge can move a row by an ulp, which later may flip a sigmoid-table index, a jump of
+    ~1e-4 at this lr; so the runs with merges before the end get the looser bound. An update
+    lost or counted twice would be off by ~0.1.)"""
+    ptr, sub = (BAG_PTR, BAG_SUB) if bags else (np.arange(5, dtype=np.int64),
+                                                 np.arange(4, dtype=np.int32))
+    wts = np.random.default_rng(9).uniform(0.3, 2.0, len(sub)).astype(np.float32) if weighted \
+        else K.UNWEIGHTED
+    tokens = np.random.default_rng(10).integers(0, 4, n).astype(np.int32)
+    tokens[::13] = -1
+    plain, plain_out = _hot_run(tokens, skipgram, ptr, sub, wts, K.NO_HOT)
+    hot = np.array([0, 3, 5] if bags else [0, 3], np.int32)
+    win, wout = _hot_run(tokens, skipgram, ptr, sub, wts, hot)
+    assert not np.allclose(win[:7], np.random.default_rng(8).normal(scale=0.5, size=(7, 8)))
+    np.testing.assert_allclose(win[:7], plain[:7], rtol=0, atol=atol)
+    np.testing.assert_allclose(wout, plain_out, rtol=0, atol=atol)
+    assert np.array_equal(win[7:], win[hot])
+
+
+def test_merging_private_copies_loses_no_threads_update():
+    """Two threads' private copies of the same rows: each merge adds what that copy moved since
+    it was taken, so the shared rows get both threads' updates, and the copy then holds them."""
+    rng = np.random.default_rng(11)
+    win = np.zeros((5 + 2 * 2, 3), np.float32)
+    win[:5] = rng.normal(size=(5, 3))
+    start = win[:5].copy()
+    hot = np.array([1, 4], np.int32)
+    snaps = [np.empty((2, 3), np.float32) for _ in range(2)]
+    for t in range(2):
+        K._sync_hot(win, hot, 5 + 2 * t, snaps[t], True)
+    assert np.array_equal(win[5:7], start[hot]) and np.array_equal(win[7:9], start[hot])
+    da, db = rng.normal(size=(2, 3)).astype(np.float32), rng.normal(size=(2, 3)).astype(np.float32)
+    win[5:7] += da
+    win[7:9] += db
+    K._sync_hot(win, hot, 5, snaps[0], False)
+    K._sync_hot(win, hot, 7, snaps[1], False)
+    np.testing.assert_allclose(win[hot], start[hot] + da + db, rtol=1e-6)
+    np.testing.assert_array_equal(win[[0, 2, 3]], start[[0, 2, 3]])
+    np.testing.assert_array_equal(win[7:9], win[hot])
+    K._sync_hot(win, hot, 5, snaps[0], False)  # thread 0 took b's update in, moved nothing
+    np.testing.assert_allclose(win[hot], start[hot] + da + db, rtol=1e-6)
+    np.testing.assert_array_equal(win[5:7], win[hot])
+
+
+def test_hot_rows_are_the_most_written_and_only_with_threads(monkeypatch):
+    """Each bag entry counts its word's expected kept occurrences (count x keep probability)."""
+    from embedkit.wordvec import trainer
+
+    counts = np.array([100, 10, 50, 1000])
+    keep = np.array([1 << 32, 1 << 32, 1 << 31, 1 << 30], np.int64)  # p = 1, 1, 0.5, 0.25
+    # kept: 100, 10, 25, 250; rows: 0: 100, 1: 10, 2: 25, 3: 250, 4: 100 + 25 = 125,
+    # 5: 100 + 10 = 110, 6: 10
+    monkeypatch.setattr(trainer, "HOT_ROWS", 3)
+    assert trainer.hot_rows(BAG_PTR, BAG_SUB, counts, keep, 8, 2, 100).tolist() == [3, 4, 5]
+    assert trainer.hot_rows(BAG_PTR, BAG_SUB, counts, keep, 8, 1, 100).size == 0
+    # the other threads' copies of the 9 bag entries (36 bytes each) against a quarter of the
+    # 8 x dim float32 matrix: 9 x 4 <= 8 x 5, but not 8 x 4; and with 3 threads, 72 > 8 x 5
+    assert trainer.hot_rows(BAG_PTR, BAG_SUB, counts, keep, 8, 2, 5).size == 3
+    assert trainer.hot_rows(BAG_PTR, BAG_SUB, counts, keep, 8, 2, 4).size == 0
+    assert trainer.hot_rows(BAG_PTR, BAG_SUB, counts, keep, 8, 3, 5).size == 0
+    monkeypatch.setattr(trainer, "HOT_ROWS", 100)
+    assert trainer.hot_rows(BAG_PTR, BAG_SUB, counts, keep, 8, 2, 100).tolist() == list(range(7))
+    subs = trainer.thread_subs(BAG_SUB, np.array([3, 4], np.int32), 8, 3)
+    assert subs[0] is BAG_SUB  # thread 0 writes the shared rows
+    assert subs[1].tolist() == [0, 9, 5, 1, 5, 6, 2, 9, 8]
+    assert subs[2].tolist() == [0, 11, 5, 1, 5, 6, 2, 11, 10]
+    assert BAG_SUB.tolist() == [0, 4, 5, 1, 5, 6, 2, 4, 3]

@@ -26,6 +26,8 @@ OK, DIVERGED, STOPPED = 0, 1, 2
 _BIG = 1e30
 _REDRAWS = 16
 UNWEIGHTED = np.zeros(0, np.float32)  # ``wts`` for bags whose entries all weigh 1
+NO_HOT = np.zeros(0, np.int32)  # ``hot`` when every thread writes the shared rows in place
+HOT_SYNC = 256  # positions between a thread's merges of its private hot rows
 
 
 def sigmoid_tables() -> tuple[np.ndarray, np.ndarray]:
@@ -246,6 +248,26 @@ def _update_bag(win, sub, wts, a, b, src):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _sync_hot(win, hot, first, snap, fresh):
+    """Merge this thread's private copies of the hot rows (``win[first + s]`` for shared row
+    ``hot[s]``) into the shared rows, then refresh them (``fresh``: only copy the shared rows in).
+
+    Rows in most bags (``s⟩``, a frequent word's own row) are written by every thread at nearly
+    every step, and each lock-free Hogwild write then costs a cache-line transfer. A private copy
+    takes a thread's updates for ``HOT_SYNC`` positions; the merge adds what it moved since the
+    last one, so no thread's update is lost and the other threads' arrive at each merge."""
+    for s in range(hot.shape[0]):
+        shared = win[hot[s]]
+        mine = win[first + s]
+        last = snap[s]
+        for d in range(shared.shape[0]):
+            if not fresh:
+                shared[d] += mine[d] - last[d]
+            mine[d] = shared[d]
+            last[d] = shared[d]
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
 def _ns_update(hidden, grad, target, negative, wout, negtab, x, lr, sig, logsig):
     """One positive + ``negative`` sampled targets: updates wout, accumulates grad (dL/dhidden · -lr).
 
@@ -338,11 +360,13 @@ def _read_sentence(tokens, i, n, remap, keep, sen, x):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
-def train_chunk(tokens, remap, keep, ptr, sub, wts, win, wout, negtab, sig, logsig, skipgram, window,
-                negative, lr0, total_words, progress, tid, rng, losses, stop):
+def train_chunk(tokens, remap, keep, ptr, sub, wts, hot, first, win, wout, negtab, sig, logsig,
+                skipgram, window, negative, lr0, total_words, progress, tid, rng, losses, stop):
     """Train on ``tokens`` (raw ids, -1 ends a sentence) with CBOW or skip-gram + negative sampling.
 
     ``wts`` (empty: all 1) weighs each bag entry ``sub[k]`` in the bag's mean and its update.
+    ``hot`` (empty: none) lists shared rows this thread works on in private copies, rows
+    ``first + s`` of ``win``, to which its own ``sub`` points instead (see ``_sync_hot``).
     ``remap`` maps raw ids to vocabulary ids (-1 = not in vocabulary), ``keep[w]`` is the subsampling
     threshold in [0, 2**32]. ``progress[tid]`` counts vocabulary words read by this thread; the
     learning rate decays linearly with ``sum(progress) / total_words`` (all threads), as in
@@ -354,6 +378,9 @@ def train_chunk(tokens, remap, keep, ptr, sub, wts, win, wout, negtab, sig, logs
     hidden = np.empty(dim, np.float32)
     grad = np.empty(dim, np.float32)
     total = np.empty(dim, np.float32)
+    snap = np.empty((hot.shape[0], dim), np.float32)
+    _sync_hot(win, hot, first, snap, True)
+    since = 0
     x = rng[tid]
     n = tokens.shape[0]
     nthreads = progress.shape[0]
@@ -372,6 +399,10 @@ def train_chunk(tokens, remap, keep, ptr, sub, wts, win, wout, negtab, sig, logs
             done += progress[k]
         lr = lr0 * max(1.0 - done / (total_words + 1.0), 1e-4)
         for pos in range(slen):
+            since += 1
+            if since == HOT_SYNC and hot.shape[0] != 0:
+                _sync_hot(win, hot, first, snap, False)
+                since = 0
             w = sen[pos]
             x = _xorshift(x)
             span = window - _u32(x) % window
@@ -430,6 +461,7 @@ def train_chunk(tokens, remap, keep, ptr, sub, wts, win, wout, negtab, sig, logs
                         continue
                     cw = sen[c]
                     _update_bag(win, sub, wts, ptr[cw], ptr[cw + 1], grad)
+    _sync_hot(win, hot, first, snap, False)
     rng[tid] = x
     losses[tid, 0] += lsum
     losses[tid, 1] += lcount

@@ -3,8 +3,11 @@
 Python owns the plan (options, vocabulary, subword tables, the learning-rate schedule, progress and
 Ctrl-C); ``kernels.train_chunk`` does the work on sentence-aligned chunks of the id file. Threads
 are plain Python threads calling a ``nogil`` kernel (hogwild: they share the matrices without
-locks); each has its own RNG stream. Each epoch takes the chunks in a seeded random order; with one
-thread a fixed seed gives bit-identical vectors.
+locks); each has its own RNG stream. The few rows nearly every step writes (a BPE bag's ``s⟩``, a
+frequent word's own row) would bounce between the cores' caches, so with two or more threads every
+thread but the first works on private copies of them and merges its changes every few hundred
+positions (``hot_rows``, ``thread_subs``, ``kernels._sync_hot``). Each epoch takes the chunks in a seeded
+random order; with one thread a fixed seed gives bit-identical vectors.
 """
 from __future__ import annotations
 
@@ -106,6 +109,43 @@ def subword_table(scheme, words: list[str]) -> tuple[np.ndarray, np.ndarray, np.
     return ptr, ids, K.UNWEIGHTED, scheme.size
 
 
+HOT_ROWS = 256  # rows a thread keeps private copies of (256 x dim floats per extra thread)
+
+
+def hot_rows(ptr: np.ndarray, sub: np.ndarray, counts: np.ndarray, keep: np.ndarray, nrows: int,
+             threads: int, dim: int) -> np.ndarray:
+    """The ``HOT_ROWS`` input rows that training writes most (each bag entry counts its word's
+    expected kept occurrences), sorted. Empty with one thread, which has nobody to contend with
+    and so stays the plain, reproducible Hogwild loop, and when the other threads' copies of the
+    bag entries (``thread_subs``) would add more than a quarter to the input matrix's memory."""
+    win_bytes = nrows * dim * 4
+    if threads <= 1 or len(sub) == 0 or (threads - 1) * sub.nbytes > win_bytes / 4:
+        return K.NO_HOT
+    kept = counts.astype(np.float64) * (keep.astype(np.float64) / 4294967296.0)
+    writes = np.bincount(sub, weights=np.repeat(kept, np.diff(ptr)), minlength=nrows)
+    top = np.argsort(-writes, kind="stable")[:min(HOT_ROWS, nrows)]
+    return np.sort(top[writes[top] > 0]).astype(np.int32)
+
+
+def thread_subs(sub: np.ndarray, hot: np.ndarray, nrows: int, threads: int) -> list[np.ndarray]:
+    """Each thread's bag entries. Thread 0 writes the shared rows; in thread t > 0's, a hot row's
+    entries point to its private copy, row ``nrows + (t - 1) * len(hot) + slot``. (One thread
+    left on the shared rows is enough: they then move between the cores' caches only when another
+    thread merges, and that thread needs no copy of ``sub``.)"""
+    if len(hot) == 0:
+        return [sub] * threads
+    slot = np.full(nrows, -1, np.int64)
+    slot[hot] = np.arange(len(hot))
+    at = slot[sub]
+    mine = at >= 0
+    subs = [sub]
+    for t in range(1, threads):
+        s = sub.copy()
+        s[mine] = (nrows + (t - 1) * len(hot) + at[mine]).astype(np.int32)
+        subs.append(s)
+    return subs
+
+
 def _corpus_name(corpus) -> str:
     if isinstance(corpus, (str, os.PathLike)):
         return os.fspath(corpus)
@@ -144,11 +184,16 @@ def fit(corpus: Iterable, opts: TrainOptions, quiet: bool = True, counts=None) -
             vocab, sp.tokens = known_vocab(known), counts.tokens
         nw = len(vocab.words)
         ptr, sub, wts, nsub = subword_table(scheme, vocab.words)
-        check_memory(nw + nsub, opts.dim, nw)
-        win = np.empty((nw + nsub, opts.dim), np.float32)
-        K.fill_uniform(win, opts.seed, 0, 1.0 / opts.dim)  # fastText and gensim 4: U(±1/dim)
+        nrows = nw + nsub
+        keep = keep_thresholds(vocab.counts, opts.sample, vocab.train_words)
+        hot = hot_rows(ptr, sub, vocab.counts, keep, nrows, opts.threads, opts.dim)
+        copies = (opts.threads - 1) * len(hot)
+        check_memory(nrows + copies, opts.dim, nw)
+        win = np.empty((nrows + copies, opts.dim), np.float32)
+        K.fill_uniform(win[:nrows], opts.seed, 0, 1.0 / opts.dim)  # fastText, gensim 4: U(±1/dim)
         wout = np.zeros((nw, opts.dim), np.float32)
-        _run_epochs(sp, vocab, ptr, sub, wts, win, wout, opts, quiet)
+        _run_epochs(sp, vocab, ptr, sub, wts, hot, keep, win, wout, opts, quiet)
+        win = win[:nrows]
     if not (K.all_finite(win) and K.all_finite(wout)):
         raise TrainingError(_diverged_message(opts))
     if scheme is None:
@@ -188,13 +233,14 @@ def postfix(loss: float, done: int, total: float, elapsed: float, threads: int, 
     return f"loss={figure(loss)} lr={now:.5f} w/s/thread={rate:,.0f}"
 
 
-def _run_epochs(sp, vocab: Vocab, ptr, sub, wts, win, wout, opts: TrainOptions,
+def _run_epochs(sp, vocab: Vocab, ptr, sub, wts, hot, keep, win, wout, opts: TrainOptions,
                 quiet: bool) -> None:
     T = opts.threads
     nchunks = len(sp.chunks) - 1
     jobs = opts.epochs * nchunks
     total = float(opts.epochs) * vocab.train_words
-    keep = keep_thresholds(vocab.counts, opts.sample, vocab.train_words)
+    nrows = win.shape[0] - (T - 1) * len(hot)
+    subs = thread_subs(sub, hot, nrows, T)
     negtab = negative_table(vocab.counts)
     sig, logsig = K.sigmoid_tables()
     progress = np.zeros(T, np.int64)
@@ -228,9 +274,10 @@ def _run_epochs(sp, vocab: Vocab, ptr, sub, wts, win, wout, opts: TrainOptions,
                 if j >= jobs:
                     return
                 tokens = sp.read_chunk(fd, chunk_order(j // nchunks)[j % nchunks])
-                st = K.train_chunk(tokens, vocab.remap, keep, ptr, sub, wts, win, wout, negtab, sig,
-                                   logsig, opts.model == "skipgram", opts.window, opts.negative,
-                                   opts.lr, total, progress, tid, rng, losses, stop)
+                st = K.train_chunk(tokens, vocab.remap, keep, ptr, subs[tid], wts,
+                                   hot if tid else K.NO_HOT, nrows + (tid - 1) * len(hot), win, wout,
+                                   negtab, sig, logsig, opts.model == "skipgram", opts.window,
+                                   opts.negative, opts.lr, total, progress, tid, rng, losses, stop)
                 if st == K.DIVERGED:
                     state["status"] = st
                     stop[0] = 1
