@@ -30,15 +30,14 @@ class Child:
 
     def __init__(self, cmd: list[str], **popen):
         self._r, w = os.pipe()
-        self.cmd = cmd
         self.start = time.perf_counter()
         self.proc = subprocess.Popen([sys.executable, "-S", "-c", LAUNCH, str(w), *cmd],
                                      pass_fds=(w,), **popen)
         os.close(w)
 
-    def finish(self, input=None):
+    def finish(self):
         """(stdout, stderr) as ``communicate`` gives them."""
-        out, err = self.proc.communicate(input)
+        out, err = self.proc.communicate()
         self.wall = time.perf_counter() - self.start
         with os.fdopen(self._r, "rb") as f:
             kib = f.read()

@@ -467,7 +467,7 @@ def test_nan_in_the_output_rows_alone_is_divergence(monkeypatch):
     from embedkit.errors import TrainingError
     from embedkit.wordvec import trainer
 
-    def poison(sp, vocab, ptr, sub, wts, hot, keep, win, wout, opts, quiet):
+    def poison(sp, vocab, ptr, plans, wts, keep, win, wout, opts, quiet):
         wout[0, 0] = np.nan
 
     monkeypatch.setattr(trainer, "_run_epochs", poison)

@@ -297,14 +297,15 @@ def test_bag_means_are_fasttext_word_vectors():
 
 def _hot_run(tokens, skipgram, ptr, sub, wts, hot):
     """One thread trained with ``hot`` rows in private copies (rows 7.. of an extended ``win``)."""
-    from embedkit.wordvec.trainer import thread_subs
+    from embedkit.wordvec.trainer import thread_plans
 
     rng = np.random.default_rng(8)
     win = np.zeros((7 + len(hot), 8), np.float32)
     win[:7] = rng.normal(scale=0.5, size=(7, 8))
     wout = np.full((4, 8), 0.05, np.float32)
-    mine = thread_subs(sub, hot, 7, 2)[1]  # thread 0 writes the shared rows
-    assert _run_kernel(tokens, win, wout, 0.1, skipgram, 2, ptr, mine, wts, hot, 7) == K.OK
+    mine, hot, first = thread_plans(sub, hot, 7, 2)[1]  # thread 0 writes the shared rows
+    assert first == 7 or len(hot) == 0
+    assert _run_kernel(tokens, win, wout, 0.1, skipgram, 2, ptr, mine, wts, hot, first) == K.OK
     return win, wout
 
 
@@ -377,8 +378,12 @@ def test_hot_rows_are_the_most_written_and_only_with_threads(monkeypatch):
     assert trainer.hot_rows(BAG_PTR, BAG_SUB, counts, keep, 8, 3, 5).size == 0
     monkeypatch.setattr(trainer, "HOT_ROWS", 100)
     assert trainer.hot_rows(BAG_PTR, BAG_SUB, counts, keep, 8, 2, 100).tolist() == list(range(7))
-    subs = trainer.thread_subs(BAG_SUB, np.array([3, 4], np.int32), 8, 3)
-    assert subs[0] is BAG_SUB  # thread 0 writes the shared rows
-    assert subs[1].tolist() == [0, 9, 5, 1, 5, 6, 2, 9, 8]
-    assert subs[2].tolist() == [0, 11, 5, 1, 5, 6, 2, 11, 10]
+    hot = np.array([3, 4], np.int32)
+    plans = trainer.thread_plans(BAG_SUB, hot, 8, 3)
+    assert plans[0][0] is BAG_SUB and plans[0][1].size == 0  # thread 0 writes the shared rows
+    assert plans[1][0].tolist() == [0, 9, 5, 1, 5, 6, 2, 9, 8]
+    assert plans[2][0].tolist() == [0, 11, 5, 1, 5, 6, 2, 11, 10]
+    assert [p[1] is hot for p in plans[1:]] == [True, True] and [p[2] for p in plans[1:]] == [8, 10]
     assert BAG_SUB.tolist() == [0, 4, 5, 1, 5, 6, 2, 4, 3]
+    alone = trainer.thread_plans(BAG_SUB, K.NO_HOT, 8, 2)
+    assert all(s is BAG_SUB and h.size == 0 for s, h, _ in alone) and len(alone) == 2

@@ -148,16 +148,19 @@ class BpeBag:
         return scheme
 
 
+BAGS = ("all", "weighted")  # the --bpe-bag values that make a BpeBag (else: BpePieces)
+
+
 def load_scheme(tokdir: str | os.PathLike, bag: str, min_len: int, max_len: int):
     """The ``--subwords bpe`` scheme for ``--bpe-bag`` ``bag``."""
-    if bag in ("all", "weighted"):
+    if bag in BAGS:
         return BpeBag.load(tokdir, min_len, max_len, bag)
     return BpePieces.load(tokdir)
 
 
 def scheme_from_meta(meta: dict):
     """Models saved before ``--bpe-bag`` existed have no ``bag``: they are segmentations."""
-    if meta.get("bag", "segmentation") in ("all", "weighted"):
+    if meta.get("bag", "segmentation") in BAGS:
         return BpeBag.from_meta(meta)
     if meta.get("bag", "segmentation") != "segmentation":
         raise ValueError(f"unknown BPE bag {meta['bag']!r}")

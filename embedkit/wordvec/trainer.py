@@ -4,10 +4,10 @@ Python owns the plan (options, vocabulary, subword tables, the learning-rate sch
 Ctrl-C); ``kernels.train_chunk`` does the work on sentence-aligned chunks of the id file. Threads
 are plain Python threads calling a ``nogil`` kernel (hogwild: they share the matrices without
 locks); each has its own RNG stream. The few rows nearly every step writes (a BPE bag's ``s⟩``, a
-frequent word's own row) would bounce between the cores' caches, so with two or more threads every
-thread but the first works on private copies of them and merges its changes every few hundred
-positions (``hot_rows``, ``thread_subs``, ``kernels._sync_hot``). Each epoch takes the chunks in a seeded
-random order; with one thread a fixed seed gives bit-identical vectors.
+frequent word's own row) would bounce between the cores' caches, so with two or more threads
+every thread but the first works on private copies of them and merges its changes every few
+hundred positions (``hot_rows``, ``thread_plans``, ``kernels._sync_hot``). Each epoch takes the
+chunks in a seeded random order; with one thread a fixed seed gives bit-identical vectors.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from ..progress import bar, figure, run_workers
 from ..subwords import EOS
 from . import kernels as K
 from .args import TrainOptions, check_memory
+from .bpe_subwords import BpeBag
 from .vocab import (Vocab, build_vocab, keep_thresholds, known_vocab, negative_table,
                     spool_corpus)
 
@@ -96,7 +97,7 @@ def subword_table(scheme, words: list[str]) -> tuple[np.ndarray, np.ndarray, np.
         data = np.frombuffer(b"".join(enc), dtype=np.uint8)
         ptr, ids = K.fnv1a_ngram_rows(data, offsets, scheme.minn, scheme.maxn, scheme.buckets, nw)
         return ptr, ids, K.UNWEIGHTED, scheme.buckets
-    if getattr(scheme, "bag", "") in ("all", "weighted"):
+    if isinstance(scheme, BpeBag):
         ptr, ids, wts = scheme.table(words, nw, prune=True)
         return ptr, ids, wts, scheme.size
     rows = scheme.rows_many(words)
@@ -117,7 +118,7 @@ def hot_rows(ptr: np.ndarray, sub: np.ndarray, counts: np.ndarray, keep: np.ndar
     """The ``HOT_ROWS`` input rows that training writes most (each bag entry counts its word's
     expected kept occurrences), sorted. Empty with one thread, which has nobody to contend with
     and so stays the plain, reproducible Hogwild loop, and when the other threads' copies of the
-    bag entries (``thread_subs``) would add more than a quarter to the input matrix's memory."""
+    bag entries (``thread_plans``) would add more than a quarter to the input matrix's memory."""
     win_bytes = nrows * dim * 4
     if threads <= 1 or len(sub) == 0 or (threads - 1) * sub.nbytes > win_bytes / 4:
         return K.NO_HOT
@@ -127,23 +128,26 @@ def hot_rows(ptr: np.ndarray, sub: np.ndarray, counts: np.ndarray, keep: np.ndar
     return np.sort(top[writes[top] > 0]).astype(np.int32)
 
 
-def thread_subs(sub: np.ndarray, hot: np.ndarray, nrows: int, threads: int) -> list[np.ndarray]:
-    """Each thread's bag entries. Thread 0 writes the shared rows; in thread t > 0's, a hot row's
-    entries point to its private copy, row ``nrows + (t - 1) * len(hot) + slot``. (One thread
-    left on the shared rows is enough: they then move between the cores' caches only when another
-    thread merges, and that thread needs no copy of ``sub``.)"""
+def thread_plans(sub: np.ndarray, hot: np.ndarray, nrows: int,
+                 threads: int) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Each thread's (bag entries, hot rows, first private row) for ``kernels.train_chunk``.
+    Thread 0 writes the shared rows; in thread t > 0's entries, a hot row points to its private
+    copy, row ``nrows + (t - 1) * len(hot) + slot``. (One thread left on the shared rows is
+    enough: they then move between the cores' caches only when another thread merges, and that
+    thread needs no copy of ``sub``.)"""
+    plans = [(sub, K.NO_HOT, 0)]
     if len(hot) == 0:
-        return [sub] * threads
+        return plans * threads
     slot = np.full(nrows, -1, np.int64)
     slot[hot] = np.arange(len(hot))
     at = slot[sub]
     mine = at >= 0
-    subs = [sub]
     for t in range(1, threads):
+        first = nrows + (t - 1) * len(hot)
         s = sub.copy()
-        s[mine] = (nrows + (t - 1) * len(hot) + at[mine]).astype(np.int32)
-        subs.append(s)
-    return subs
+        s[mine] = (first + at[mine]).astype(np.int32)
+        plans.append((s, hot, first))
+    return plans
 
 
 def _corpus_name(corpus) -> str:
@@ -192,7 +196,9 @@ def fit(corpus: Iterable, opts: TrainOptions, quiet: bool = True, counts=None) -
         win = np.empty((nrows + copies, opts.dim), np.float32)
         K.fill_uniform(win[:nrows], opts.seed, 0, 1.0 / opts.dim)  # fastText, gensim 4: U(±1/dim)
         wout = np.zeros((nw, opts.dim), np.float32)
-        _run_epochs(sp, vocab, ptr, sub, wts, hot, keep, win, wout, opts, quiet)
+        plans = thread_plans(sub, hot, nrows, opts.threads)
+        _run_epochs(sp, vocab, ptr, plans, wts, keep, win, wout, opts, quiet)
+        del plans
         win = win[:nrows]
     if not (K.all_finite(win) and K.all_finite(wout)):
         raise TrainingError(_diverged_message(opts))
@@ -233,14 +239,12 @@ def postfix(loss: float, done: int, total: float, elapsed: float, threads: int, 
     return f"loss={figure(loss)} lr={now:.5f} w/s/thread={rate:,.0f}"
 
 
-def _run_epochs(sp, vocab: Vocab, ptr, sub, wts, hot, keep, win, wout, opts: TrainOptions,
+def _run_epochs(sp, vocab: Vocab, ptr, plans, wts, keep, win, wout, opts: TrainOptions,
                 quiet: bool) -> None:
     T = opts.threads
     nchunks = len(sp.chunks) - 1
     jobs = opts.epochs * nchunks
     total = float(opts.epochs) * vocab.train_words
-    nrows = win.shape[0] - (T - 1) * len(hot)
-    subs = thread_subs(sub, hot, nrows, T)
     negtab = negative_table(vocab.counts)
     sig, logsig = K.sigmoid_tables()
     progress = np.zeros(T, np.int64)
@@ -274,8 +278,8 @@ def _run_epochs(sp, vocab: Vocab, ptr, sub, wts, hot, keep, win, wout, opts: Tra
                 if j >= jobs:
                     return
                 tokens = sp.read_chunk(fd, chunk_order(j // nchunks)[j % nchunks])
-                st = K.train_chunk(tokens, vocab.remap, keep, ptr, subs[tid], wts,
-                                   hot if tid else K.NO_HOT, nrows + (tid - 1) * len(hot), win, wout,
+                sub, hot, first = plans[tid]
+                st = K.train_chunk(tokens, vocab.remap, keep, ptr, sub, wts, hot, first, win, wout,
                                    negtab, sig, logsig, opts.model == "skipgram", opts.window,
                                    opts.negative, opts.lr, total, progress, tid, rng, losses, stop)
                 if st == K.DIVERGED:
