@@ -263,16 +263,33 @@ def test_weigh_follows_the_rule_for_word_mode_tokens():
             assert index.weights[r] == pytest.approx(want, rel=1e-6), t
 
 
+@pytest.mark.parametrize("hi", [0, 3])
+def test_own_weight_is_one_only_for_words_that_are_tokens(hi):
+    """Word mode: ``cat`` is the token ``cat</w>`` (4 long with its marker: out of a bag bounded
+    to 3), ``a`` the unmarked token ``a``; ``ta`` and ``tac`` are no tokens."""
+    from embedkit.wordvec.bpe_bag import OWN_UNTOKENED as U
+
+    tok = word_tokenizer(["c", "a", "t", "at", "ca", "at</w>", "t</w>", "cat</w>"])
+    index = BagIndex(tok, 1, hi, own=1)
+    got = index.own_weights(["cat", "at", "a", "ta", "tac", "Cat"])
+    assert got.dtype == np.float32
+    assert got.tolist() == [1.0 if hi == 0 else U, 1.0, 1.0, U, U, U]
+    byte = BagIndex(byte_tokenizer(["Ġc", "Ġca", "Ġcat", "at"], []), 2, 0, own=1)
+    assert byte.own_weights(["cat", "ca", "at", "cats"]).tolist() == [1.0, 1.0, U, U]
+
+
 def test_weighted_bag_trains_saves_and_gives_oov_vectors(tokdir, tmp_path, capsys):
     from collections import Counter
     from math import e, log
 
     import embedkit
-    from embedkit.wordvec.bpe_bag import BYTE_EOW, WEIGHT_ALPHA, WEIGHT_END
+    from embedkit.wordvec.bpe_bag import BYTE_EOW, OWN_UNTOKENED, WEIGHT_ALPHA, WEIGHT_END
 
-    train_cli(tmp_path, tokdir, "w", "--bpe-bag", "weighted")
-    train_cli(tmp_path, tokdir, "w2", "--bpe-bag", "weighted")
-    train_cli(tmp_path, tokdir, "a", "--bpe-bag", "all")
+    # every word of LINES is a token of ``tokdir``: up to 4 characters, only the short ones are
+    bound = ("--bpe-max-len", "4")
+    train_cli(tmp_path, tokdir, "w", "--bpe-bag", "weighted", *bound)
+    train_cli(tmp_path, tokdir, "w2", "--bpe-bag", "weighted", *bound)
+    train_cli(tmp_path, tokdir, "a", "--bpe-bag", "all", *bound)
     for ext in (".vec", ".ekv"):
         assert (tmp_path / ("w" + ext)).read_bytes() == (tmp_path / ("w2" + ext)).read_bytes()
     assert (tmp_path / "w.vec").read_bytes() != (tmp_path / "a.vec").read_bytes()
@@ -290,13 +307,18 @@ def test_weighted_bag_trains_saves_and_gives_oov_vectors(tokdir, tmp_path, capsy
     want = [WEIGHT_END if r in ends else raw[r] / mean for r in range(s.size)]
     np.testing.assert_allclose(s.index.weights, want, rtol=1e-6)
     assert 0 < len(ends) < s.size
-    # In-vocabulary words: the weighted mean of the own row (weight 1) and the bag.
-    for w in ("cat", "cats", "food"):
+    # In-vocabulary words: the weighted mean of the own row and the bag; the own row weighs 1
+    # when the word after a space is a token of the tokenizer within the bound, else OWN_UNTOKENED.
+    tokens = {s.tokenizer.id_to_token(i) for i in range(s.tokenizer.vocab_size)}
+    own = {w: 1.0 if to_symbols(b" " + w.encode()) in tokens and len(w) < 4 else OWN_UNTOKENED
+           for w in v.words}
+    assert 1.0 in own.values() and OWN_UNTOKENED in own.values()
+    for w in v.words:
         i, rows = v.index[w], s.rows(w)
         block = np.vstack([v.input[[i]], v.subword_rows[rows]])
-        wt = np.concatenate([[1.0], s.index.weights[rows]])
+        wt = np.concatenate([[own[w]], s.index.weights[rows]])
         np.testing.assert_allclose(v.vectors[i], np.average(block, axis=0, weights=wt),
-                                   rtol=1e-5, atol=1e-6)
+                                   rtol=1e-5, atol=1e-6, err_msg=w)
     # Unseen words: the weighted mean of their rows, the same from the CLI.
     rows = s.rows("dogcatq")
     block = np.asarray(v.subword_rows[rows])

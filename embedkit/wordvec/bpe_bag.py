@@ -44,11 +44,19 @@ OWN_WEIGHT = 3
 # ``--bpe-bag weighted``: the bag's mean weighs token t by log(e + df(t)) ** -WEIGHT_ALPHA (df:
 # how many of the vocabulary's bag entries are t), scaled to a mean of 1 over those entries, and
 # every token that ends the word (``t⟩``, ``Ġw⟩``, ``ing</w>``) by WEIGHT_END; the own row weighs
-# 1. Rare n-grams carry a word's meaning, frequent word-final ones its inflection. On dev.tok
-# (skip-gram, 64k, 3 seeds) this moves the own-weight trade-off by about 6 analogy points at the
-# same WS-353 ρ (README, "BPE bags").
+# 1 (or OWN_UNTOKENED). Rare n-grams carry a word's meaning, frequent word-final ones its
+# inflection. On dev.tok (skip-gram, 64k, 3 seeds) this moves the own-weight trade-off by about 6
+# analogy points at the same WS-353 ρ (README, "BPE bags").
 WEIGHT_ALPHA = 0.68
 WEIGHT_END = 0.6
+# ``--bpe-bag weighted``: the own row of a word that is not itself a BPE token weighs this much
+# (a word that is a token: 1). A token-word's bag holds ``Ġw`` and ``Ġw⟩``, rows shared only with
+# the words it begins, which act as more own rows; a word that is no token has only its own row to
+# set it apart from the words spelled like it. With few tokens that is most words (dev.tok: 81% of
+# the vocabulary with 8k tokens, 5% with 64k). With weight 1, skip-gram with 8k tokens was 0.09
+# WS-353 ρ behind char n-grams; weight 3 leaves 0.02 and adds analogy points; every word's own
+# row at 3 costs 7 analogy points instead (README, "BPE bags", stop 23).
+OWN_UNTOKENED = 3.0
 
 
 _CONTINUATION = bytes(range(0x80, 0xC0))  # UTF-8 continuation bytes: they start no character
@@ -129,6 +137,16 @@ class BagIndex:
                           if q[-1] in (BYTE_EOW, CHAR_EOW)), np.int64)] = True
         w[ends] = WEIGHT_END
         self.weights = w.astype(np.float32)
+
+    def own_weights(self, words: list[str]) -> np.ndarray:
+        """The weight of each word's own row in a ``weighted`` bag: 1 for a word that is a token
+        of the bag (with or without the end marker), else OWN_UNTOKENED."""
+        out = np.full(len(words), OWN_UNTOKENED, np.float32)
+        for i, word in enumerate(words):
+            s = tuple(self.symbols(word))
+            if s in self.lookup or s[:-1] in self.lookup:
+                out[i] = 1.0
+        return out
 
     def _add(self, seqs, rows, seq, n, row) -> None:
         if n >= self.min_len and (self.max_len == 0 or n <= self.max_len):

@@ -63,7 +63,8 @@ class BpePieces:
 
 class BpeBag:
     """``--bpe-bag all``: a word's subword rows are all the BPE tokens it contains (see bpe_bag);
-    ``--bpe-bag weighted``: the same rows, weighed in the bag's mean (``BagIndex.weigh``)."""
+    ``--bpe-bag weighted``: the same rows, weighed in the bag's mean (``BagIndex.weigh``), and the
+    own row of a word that is no token weighed up (``BagIndex.own_weights``)."""
 
     kind = "bpe"
 
@@ -115,6 +116,8 @@ class BpeBag:
             return ptr, ids, UNWEIGHTED
         wts = np.ones(len(ids), np.float32)
         wts[sub] = self.index.weights[ids[sub] - first_row]
+        if self.bag == "weighted":
+            wts[ptr[:-1]] = self.index.own_weights(words)
         return ptr, ids, wts
 
     def to_meta(self) -> dict:
