@@ -72,7 +72,7 @@ def test_kernel_and_python_match_brute_force(byte_level, lo, hi):
     own = 3 if lo == 1 else 1  # copies of the word's own row ahead of its n-grams
     index = BagIndex(tok, lo, hi, own=own)
     words = [random_word(rng, rng.randint(1, 8)) for _ in range(300)] + ["a", "中😀"]
-    ptr, ids = index.table(words, 1000)
+    ptr, ids, _ = index.table(words, 1000)
     for w, word in enumerate(words):
         want = reference_bag(tok, word, lo, hi)
         assert ids[ptr[w]:ptr[w] + own].tolist() == [w] * own
@@ -248,7 +248,7 @@ def test_weigh_follows_the_rule_for_word_mode_tokens():
 
     tok = word_tokenizer(["c", "a", "t", "at", "ca", "at</w>", "t</w>", "cat</w>"])
     index = BagIndex(tok, 1, 0, own=1)
-    ptr, ids = index.table(["cat", "at", "a"], 3)
+    ptr, ids, _ = index.table(["cat", "at", "a"], 3)
     entries = ids[ids >= 3] - 3
     index.weigh(entries)
     row = {tok.id_to_token(r): r for r in range(tok.vocab_size)}
@@ -264,18 +264,16 @@ def test_weigh_follows_the_rule_for_word_mode_tokens():
 
 
 @pytest.mark.parametrize("hi", [0, 3])
-def test_own_weight_is_one_only_for_words_that_are_tokens(hi):
+def test_table_tells_which_words_are_tokens(hi):
     """Word mode: ``cat`` is the token ``cat</w>`` (4 long with its marker: out of a bag bounded
     to 3), ``a`` the unmarked token ``a``; ``ta`` and ``tac`` are no tokens."""
-    from embedkit.wordvec.bpe_bag import OWN_UNTOKENED as U
-
     tok = word_tokenizer(["c", "a", "t", "at", "ca", "at</w>", "t</w>", "cat</w>"])
     index = BagIndex(tok, 1, hi, own=1)
-    got = index.own_weights(["cat", "at", "a", "ta", "tac", "Cat"])
-    assert got.dtype == np.float32
-    assert got.tolist() == [1.0 if hi == 0 else U, 1.0, 1.0, U, U, U]
+    *_, whole = index.table(["cat", "at", "a", "ta", "tac", "Cat"], 6)
+    assert whole.dtype == bool
+    assert whole.tolist() == [hi == 0, True, True, False, False, False]
     byte = BagIndex(byte_tokenizer(["Ġc", "Ġca", "Ġcat", "at"], []), 2, 0, own=1)
-    assert byte.own_weights(["cat", "ca", "at", "cats"]).tolist() == [1.0, 1.0, U, U]
+    assert byte.table(["cat", "ca", "at", "cats"], 4)[2].tolist() == [True, True, False, False]
 
 
 def test_weighted_bag_trains_saves_and_gives_oov_vectors(tokdir, tmp_path, capsys):

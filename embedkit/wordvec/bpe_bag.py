@@ -138,16 +138,6 @@ class BagIndex:
         w[ends] = WEIGHT_END
         self.weights = w.astype(np.float32)
 
-    def own_weights(self, words: list[str]) -> np.ndarray:
-        """The weight of each word's own row in a ``weighted`` bag: 1 for a word that is a token
-        of the bag (with or without the end marker), else OWN_UNTOKENED."""
-        out = np.full(len(words), OWN_UNTOKENED, np.float32)
-        for i, word in enumerate(words):
-            s = tuple(self.symbols(word))
-            if s in self.lookup or s[:-1] in self.lookup:
-                out[i] = 1.0
-        return out
-
     def _add(self, seqs, rows, seq, n, row) -> None:
         if n >= self.min_len and (self.max_len == 0 or n <= self.max_len):
             seqs.append(seq)
@@ -175,9 +165,11 @@ class BagIndex:
                     out.append(r)
         return np.array(out, dtype=np.int64)
 
-    def table(self, words: list[str], first_row: int) -> tuple[np.ndarray, np.ndarray]:
+    def table(self, words: list[str],
+              first_row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """CSR bags of many words: ``own`` copies of row ``w``, then ``first_row`` + token rows
-        (``first_row`` >= ``len(words)``)."""
+        (``first_row`` >= ``len(words)``); and whether each word is a token of the bag, with or
+        without the end marker (``weighted`` weighs the own row of the others OWN_UNTOKENED)."""
         from . import bpe_bag_kernels as K
 
         if self._trie is None:
@@ -189,4 +181,7 @@ class BagIndex:
         off = np.zeros(len(seqs) + 1, np.int64)
         np.cumsum([len(s) for s in seqs], out=off[1:])
         sym = np.fromiter(chain.from_iterable(seqs), np.int64, off[-1])
-        return K.bag_table(sym, off, *self._trie, self.alphabet, first_row, self.own)
+        lookup = self.lookup
+        whole = np.fromiter((tuple(q) in lookup or tuple(q[:-1]) in lookup for q in seqs), bool,
+                            len(seqs))
+        return (*K.bag_table(sym, off, *self._trie, self.alphabet, first_row, self.own), whole)

@@ -64,7 +64,7 @@ class BpePieces:
 class BpeBag:
     """``--bpe-bag all``: a word's subword rows are all the BPE tokens it contains (see bpe_bag);
     ``--bpe-bag weighted``: the same rows, weighed in the bag's mean (``BagIndex.weigh``), and the
-    own row of a word that is no token weighed up (``BagIndex.own_weights``)."""
+    own row of a word that is no token weighed up (``bpe_bag.OWN_UNTOKENED``)."""
 
     kind = "bpe"
 
@@ -102,9 +102,10 @@ class BpeBag:
         """The bags of ``words`` and their entries' weights (empty: all 1); ``prune`` (training's
         call): afterwards the table has only the rows these bags use (``BagIndex.keep``), the ids
         are renumbered to match, and a weighted bag's weights come from these bags."""
+        from .bpe_bag import OWN_UNTOKENED
         from .kernels import UNWEIGHTED
 
-        ptr, ids = self.index.table(words, first_row)
+        ptr, ids, whole = self.index.table(words, first_row)
         sub = ids >= first_row
         if prune:
             used = np.unique(ids[sub]) - first_row
@@ -117,7 +118,7 @@ class BpeBag:
         wts = np.ones(len(ids), np.float32)
         wts[sub] = self.index.weights[ids[sub] - first_row]
         if self.bag == "weighted":
-            wts[ptr[:-1]] = self.index.own_weights(words)
+            wts[ptr[:-1]] = np.where(whole, 1.0, OWN_UNTOKENED)
         return ptr, ids, wts
 
     def to_meta(self) -> dict:
